@@ -1,0 +1,15 @@
+from rest_framework.routers import DefaultRouter
+
+from accounts.api.views import ApiTokenViewSet
+from audit.api.views import AuditEventViewSet
+from datasets_app.api.views import DatasetViewSet
+from jobs.api.views import BaseModelViewSet, WorkerViewSet
+
+router = DefaultRouter()
+router.register("tokens", ApiTokenViewSet, basename="token")
+router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("base-models", BaseModelViewSet, basename="base-model")
+router.register("workers", WorkerViewSet, basename="worker")
+router.register("audit-events", AuditEventViewSet, basename="audit-event")
+
+urlpatterns = router.urls

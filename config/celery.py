@@ -1,0 +1,27 @@
+"""The Celery app: two queues, JSON only, time limits, routing by task.
+
+- `gpu`: training and compression (one job per leased GPU set, prefetch 1).
+- `cpu`: data processing (desensitization, augmentation) and housekeeping.
+"""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+app = Celery("hearth")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = (Queue("gpu"), Queue("cpu"))
+app.conf.task_routes = {
+    "jobs.tasks.run_training": {"queue": "gpu"},
+    "jobs.tasks.run_compression": {"queue": "gpu"},
+    "jobs.tasks.*": {"queue": "cpu"},
+    "datasets_app.tasks.*": {"queue": "cpu"},
+    "audit.tasks.*": {"queue": "cpu"},
+}
+app.conf.beat_schedule = {
+    "prune-stopped-workers": {"task": "jobs.tasks.prune_workers", "schedule": 3600.0},
+}
+app.autodiscover_tasks()

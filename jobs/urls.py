@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+app_name = "jobs"
+
+urlpatterns = [
+    path("jobs/", views.job_list, name="list"),
+    path("models/", views.base_model_index, name="base_models"),
+]
