@@ -58,10 +58,11 @@ def api_token_create(*, user, name: str, expires_in_days: int | None = None) -> 
 
 
 def api_token_revoke(*, token: ApiToken, actor) -> ApiToken:
+    if token.revoked_at is not None:
+        return token  # already revoked: nothing changed, nothing to record
     with transaction.atomic():
-        if token.revoked_at is None:
-            token.revoked_at = timezone.now()
-            token.save(update_fields=["revoked_at"])
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
         record(action="accounts.token.revoke", actor=actor, obj=token)
     return token
 

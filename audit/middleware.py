@@ -18,7 +18,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if _VALID_ID.match(incoming) else context.new_request_id()
+        request_id = incoming if _VALID_ID.fullmatch(incoming) else context.new_request_id()
         request.request_id = request_id
         token = context.activate(
             context.RequestContext(

@@ -44,6 +44,8 @@ class AuditEvent(models.Model):
     )
     details = models.JSONField(_("details"), default=dict, blank=True)
 
+    # The base manager stays plain on purpose: deleting a user sets `actor` to NULL through it
+    # (the copied `actor_username` keeps the record readable).
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:

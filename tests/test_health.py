@@ -25,11 +25,17 @@ def test_readyz_reports_unreachable_redis(client, settings):
 def test_readyz_counts_only_live_workers(client, redis_url, settings):
     settings.REDIS_URL = redis_url
     assert client.get("/readyz").json() == {
-        "ready": False, "database": "ok", "redis": "ok", "workers": 0,
+        "ready": False,
+        "database": "ok",
+        "redis": "ok",
+        "workers": 0,
     }
     worker_heartbeat(hostname="w@h", host="h", pid=1, queues=["cpu"], gpus=[], concurrency=1)
     Worker.objects.create(
-        hostname="old@h", host="h", pid=2, started_at=timezone.now(),
+        hostname="old@h",
+        host="h",
+        pid=2,
+        started_at=timezone.now(),
         last_heartbeat=timezone.now() - timedelta(minutes=5),
     )
     response = client.get("/readyz")

@@ -1,4 +1,3 @@
-from django.conf import settings
 from rest_framework import serializers
 
 from ..models import ApiToken
@@ -24,9 +23,8 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
 class ApiTokenCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    expires_in_days = serializers.IntegerField(
-        min_value=1, max_value=settings.HEARTH_TOKEN_MAX_DAYS, required=False
-    )
+    # Bounds are checked by the service, which reads the settings at call time.
+    expires_in_days = serializers.IntegerField(required=False)
 
 
 class IssuedApiTokenSerializer(ApiTokenSerializer):

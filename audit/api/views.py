@@ -1,4 +1,4 @@
-from rest_framework import viewsets
+from rest_framework import serializers, viewsets
 
 from ..forms import AuditFilterForm
 from ..selectors import audit_event_list
@@ -12,6 +12,8 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = AuditEventSerializer
 
     def get_queryset(self):
-        form = AuditFilterForm(self.request.query_params or None)
-        filters = form.cleaned_data if form.is_valid() else {}
-        return audit_event_list(user=self.request.user, filters=filters)
+        form = AuditFilterForm(self.request.query_params)
+        if not form.is_valid():
+            # Never answer a bad filter with the unfiltered trail.
+            raise serializers.ValidationError(form.errors.get_json_data())
+        return audit_event_list(user=self.request.user, filters=form.cleaned_data)

@@ -124,7 +124,7 @@ def test_admin_holds_every_permission_of_hearths_apps():
         ),
         (roles.AUDITOR, {"datasets_app.change_dataset", "datasets_app.add_dataset"}),
         (roles.VIEWER, {"datasets_app.add_dataset", "audit.view_auditevent"}),
-        # Deleting users is not part of the Admin role (deactivate instead: the audit keeps names).
+        # ROLE_PERMISSIONS grants user administration but not user deletion.
         (roles.ADMIN, {"auth.delete_user"}),
     ],
 )

@@ -305,7 +305,8 @@ def test_ui_shows_a_new_token_exactly_once(ui, scientist):
 
 def test_ui_rejects_an_out_of_range_expiry(ui):
     response = ui.post(
-        "/account/tokens/", {"name": "laptop", "expires_in_days": settings.HEARTH_TOKEN_MAX_DAYS + 1}
+        "/account/tokens/",
+        {"name": "laptop", "expires_in_days": settings.HEARTH_TOKEN_MAX_DAYS + 1},
     )
     assert response.status_code == 200
     assert response.context["form"].errors["expires_in_days"]

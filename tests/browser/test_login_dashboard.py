@@ -9,9 +9,14 @@ PASSWORD = "correct-horse-battery-9"
 
 def test_login_and_see_dashboard_with_worker(page, live_server, make_user, tmp_path):
     make_user("ada", role="Data Scientist", password=PASSWORD)
-    worker_heartbeat(hostname="hearth@gpu-01", host="gpu-01", pid=42, queues=["cpu", "gpu"],
-                     gpus=[{"index": 0, "name": "NVIDIA H200", "memory_mib": 143771}],
-                     concurrency=1)
+    worker_heartbeat(
+        hostname="hearth@gpu-01",
+        host="gpu-01",
+        pid=42,
+        queues=["cpu", "gpu"],
+        gpus=[{"index": 0, "name": "NVIDIA H200", "memory_mib": 143771}],
+        concurrency=1,
+    )
 
     page.goto(live_server.url + "/")
     assert "/login/" in page.url  # the dashboard needs a login

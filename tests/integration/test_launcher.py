@@ -46,19 +46,24 @@ def _processes_with(marker: str) -> list[str]:
 
 def _run_platform(data_dir: Path, port: int, marker: str) -> tuple[str, float]:
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "HEARTH_TEST_DATA_DIR"}
     }
     env.update(HEARTH_DATA_DIR=str(data_dir), HEARTH_PORT=str(port), HEARTH_LAUNCH_MARK=marker)
     started = time.monotonic()
     launcher = subprocess.Popen(
-        [str(ROOT / "hearth"), "up"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [str(ROOT / "hearth"), "up"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         wait_until(
-            lambda: launcher.poll() is None and _readyz(port).get("workers", 0) >= 1
-            or launcher.poll() is not None,
+            lambda: launcher.poll() is not None or _readyz(port).get("workers", 0) >= 1,
             300,
             "/readyz to report a live worker",
         )
