@@ -25,7 +25,8 @@ RUN /opt/venv/bin/pip install \
 FROM deps-base AS deps-gpu
 RUN /opt/venv/bin/pip install -r /tmp/requirements/gpu.txt
 
-# BuildKit builds only the flavour named here.
+# BuildKit builds only the flavour named here. (A stage, not an image: no tag to pin.)
+# hadolint ignore=DL3006
 FROM deps-${TORCH_FLAVOR} AS deps
 
 # -- runtime --------------------------------------------------------------------------------------
@@ -68,6 +69,7 @@ RUN SECRET_KEY="collectstatic-only-throwaway-value-not-a-real-secret" \
 ENV DJANGO_SETTINGS_MODULE=config.settings.production \
     GUNICORN_CMD_ARGS="--workers 2 --threads 4 --timeout 120"
 
-USER hearth
+# Numeric (= hearth), so orchestrators can check runAsNonRoot without reading /etc/passwd.
+USER 10001:10001
 EXPOSE 8000
 CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
