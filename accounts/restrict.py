@@ -31,7 +31,7 @@ def user_can(user, action: str, obj: models.Model) -> bool:
 
 
 # What an owner may always do with their own object; sharing and raw access are explicit grants.
-OWNER_ACTIONS = frozenset({"view", "change", "delete"})
+OWNER_ACTIONS = frozenset({"view", "change", "delete", "cancel"})
 
 
 class RestrictedQuerySet(models.QuerySet):

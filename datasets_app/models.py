@@ -47,3 +47,83 @@ class Dataset(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DatasetVersionQuerySet(models.QuerySet):
+    def restrict(self, user, action: str = "view"):
+        """Versions inherit their dataset's permissions (and its soft deletion)."""
+        return self.filter(dataset__in=Dataset.objects.restrict(user, action).alive())
+
+
+class ImmutableVersionError(Exception):
+    """A version's content and lineage never change; only its metadata marks may."""
+
+
+class DatasetVersion(models.Model):
+    """One immutable state of a dataset: an encrypted JSON Lines file plus what was detected."""
+
+    class Operation(models.TextChoices):
+        UPLOAD = "upload", _("upload")
+        DESENSITIZE = "desensitize", _("desensitization")
+        AUGMENT = "augment", _("augmentation")
+
+    # Fields that may change after creation: marks, not content.
+    MUTABLE_FIELDS = frozenset({"sensitive_columns"})
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField(_("version"))
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("derived from"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+    )
+    operation = models.CharField(_("operation"), max_length=20, choices=Operation.choices)
+    parameters = models.JSONField(_("parameters"), default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_username = models.CharField(max_length=150)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    original_filename = models.CharField(_("file name"), max_length=255, blank=True)
+    source_format = models.CharField(_("format"), max_length=20, blank=True)
+    source_encoding = models.CharField(_("encoding"), max_length=30, blank=True)
+    source_sha256 = models.CharField(_("SHA-256 of the uploaded file"), max_length=64, blank=True)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, db_index=True)
+    size_bytes = models.BigIntegerField(_("size"))
+    stored_bytes = models.BigIntegerField(_("size on disk (encrypted)"))
+    storage_key = models.CharField(max_length=300, unique=True)
+    row_count = models.PositiveBigIntegerField(_("rows"))
+    schema = models.JSONField(_("schema"), default=dict)
+    validation = models.JSONField(_("validation"), default=dict, blank=True)
+    report = models.JSONField(_("report"), default=dict, blank=True)
+    # Before/after pairs hold raw values: shown only to users with view_raw on the dataset.
+    report_samples = models.JSONField(default=list, blank=True)
+    sensitive_columns = models.JSONField(_("sensitive columns"), default=list, blank=True)
+
+    objects = DatasetVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["dataset", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "number"], name="unique_version_number")
+        ]
+        verbose_name = _("dataset version")
+        verbose_name_plural = _("dataset versions")
+        default_permissions = ()  # governed by the dataset's permissions
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name} v{self.number}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            fields = kwargs.get("update_fields")
+            if fields is None or not set(fields) <= self.MUTABLE_FIELDS:
+                raise ImmutableVersionError("dataset versions are immutable")
+        super().save(*args, **kwargs)
+
+    @property
+    def columns(self) -> list[str]:
+        return [c["name"] for c in self.schema.get("columns", [])]

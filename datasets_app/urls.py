@@ -9,4 +9,5 @@ urlpatterns = [
     path("new/", views.DatasetCreateView.as_view(), name="create"),
     path("<int:pk>/", views.DatasetDetailView.as_view(), name="detail"),
     path("<int:pk>/delete/", views.DatasetDeleteView.as_view(), name="delete"),
+    path("versions/<int:pk>/", views.VersionDetailView.as_view(), name="version"),
 ]

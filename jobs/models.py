@@ -80,3 +80,95 @@ class BaseModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Job(models.Model):
+    """A unit of work run by a worker: training, compression, evaluation, or data processing.
+
+    Status changes go through `jobs.services.job_transition`, which writes a `JobTransition` row
+    for each one; a cancelled job is never recorded as succeeded.
+    """
+
+    class Kind(models.TextChoices):
+        TRAINING = "training", _("training")
+        COMPRESSION = "compression", _("compression")
+        EVALUATION = "evaluation", _("evaluation")
+        DESENSITIZE = "desensitize", _("desensitization")
+        AUGMENT = "augment", _("augmentation")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        CANCELLING = "cancelling", _("cancelling")
+        CANCELLED = "cancelled", _("cancelled")
+        RETRYING = "retrying", _("retrying")
+
+    FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, db_index=True)
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        on_delete=models.PROTECT,
+        related_name="jobs",
+    )
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    dataset_version = models.ForeignKey(
+        "datasets_app.DatasetVersion",
+        verbose_name=_("input data"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="jobs",
+    )
+    result_dataset_version = models.ForeignKey(
+        "datasets_app.DatasetVersion",
+        verbose_name=_("produced data"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="produced_by",
+    )
+    progress = models.FloatField(_("progress"), default=0.0)
+    message = models.CharField(_("message"), max_length=500, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    report = models.JSONField(_("report"), default=dict, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(_("submitted"), auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+        permissions = [("cancel_job", _("Can cancel the job"))]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL
+
+
+class JobTransition(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20)
+    message = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.job_id}: {self.from_status or '-'} → {self.to_status}"

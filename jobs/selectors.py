@@ -12,3 +12,9 @@ def live_worker_count() -> int:
 
 def base_model_list(*, user):
     return BaseModel.objects.restrict(user, "view")
+
+
+def job_list(*, user):
+    from .models import Job
+
+    return Job.objects.restrict(user, "view").select_related("owner", "dataset_version__dataset")

@@ -6,5 +6,6 @@ app_name = "jobs"
 
 urlpatterns = [
     path("jobs/", views.job_list, name="list"),
+    path("jobs/<int:pk>/", views.JobDetailView.as_view(), name="detail"),
     path("models/", views.base_model_index, name="base_models"),
 ]

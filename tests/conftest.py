@@ -161,6 +161,8 @@ def worker_process(transactional_db, redis_url, celery_app_on, tmp_path, setting
         "DATABASE_URL": database_url_for_subprocess(),
         "REDIS_URL": redis_url,
         "HEARTH_WORKER_HEARTBEAT_SECONDS": "1",
+        # Same encrypted storage as this test process (tests may point it at a tmp folder).
+        "HEARTH_STORAGE_DIR": str(settings.HEARTH_STORAGE_DIR),
         "PYTHONUNBUFFERED": "1",
     }
     log = tmp_path / "worker.log"

@@ -2,12 +2,14 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.api.views import ApiTokenViewSet
 from audit.api.views import AuditEventViewSet
-from datasets_app.api.views import DatasetViewSet
-from jobs.api.views import BaseModelViewSet, WorkerViewSet
+from datasets_app.api.views import DatasetVersionViewSet, DatasetViewSet
+from jobs.api.views import BaseModelViewSet, JobViewSet, WorkerViewSet
 
 router = DefaultRouter()
 router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("dataset-versions", DatasetVersionViewSet, basename="dataset-version")
+router.register("jobs", JobViewSet, basename="job")
 router.register("base-models", BaseModelViewSet, basename="base-model")
 router.register("workers", WorkerViewSet, basename="worker")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")

@@ -28,9 +28,10 @@ class FunnelPermission(permissions.BasePermission):
 
     def has_object_permission(self, request, view, obj) -> bool:
         action = view.object_action(request)
-        if action == "view" or user_can(request.user, action, obj):
+        target = view.permission_object(obj)
+        if action == "view" or user_can(request.user, action, target):
             return True
-        record_denied(actor=request.user, model=type(obj), action=action, obj=obj)
+        record_denied(actor=request.user, model=type(target), action=action, obj=target)
         return False
 
 
@@ -44,6 +45,10 @@ class RestrictedQueryMixin:
 
     def queryset_model(self):
         return self.model
+
+    def permission_object(self, obj):
+        """The object whose permissions govern `obj` (e.g. a version's dataset)."""
+        return obj
 
     def object_action(self, request) -> str:
         if self.action in self.action_permissions:

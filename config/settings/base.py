@@ -141,6 +141,12 @@ HEARTH_WORKER_HEARTBEAT_SECONDS = env.int("HEARTH_WORKER_HEARTBEAT_SECONDS", def
 HEARTH_WORKER_STALE_SECONDS = env.int("HEARTH_WORKER_STALE_SECONDS", default=30)
 HEARTH_TOKEN_DEFAULT_DAYS = env.int("HEARTH_TOKEN_DEFAULT_DAYS", default=90)
 HEARTH_TOKEN_MAX_DAYS = env.int("HEARTH_TOKEN_MAX_DAYS", default=365)
+HEARTH_MAX_UPLOAD_BYTES = env.int("HEARTH_MAX_UPLOAD_BYTES", default=2 * 1024**3)
+HEARTH_PREVIEW_ROWS = 20
+
+# Uploads stream in 1 MiB chunks to a private 0700 folder, never whole into memory.
+FILE_UPLOAD_HANDLERS = ["datasets_app.uploads.LimitedUploadHandler"]
+FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 
 # Celery (config/celery.py reads every CELERY_* setting)
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")

@@ -1,10 +1,8 @@
 """Production: every secret from the environment; refuses to start on unsafe defaults."""
 
-import base64
-import binascii
-from pathlib import Path
-
 from django.core.exceptions import ImproperlyConfigured
+
+from datasets_app.crypto.keystore import KeyStore, KeyStoreError
 
 from .base import *  # noqa: F403
 from .base import DEBUG, HEARTH_MASTER_KEY, HEARTH_MASTER_KEY_FILE, SECRET_KEY, env
@@ -17,17 +15,13 @@ if not (HEARTH_MASTER_KEY or HEARTH_MASTER_KEY_FILE):
     raise ImproperlyConfigured(
         "Set HEARTH_MASTER_KEY or HEARTH_MASTER_KEY_FILE: datasets are encrypted at rest."
     )
-_master = HEARTH_MASTER_KEY or (
-    Path(HEARTH_MASTER_KEY_FILE).read_text().strip()
-    if Path(HEARTH_MASTER_KEY_FILE).is_file()
-    else ""
-)
-try:
-    _master_ok = len(base64.b64decode(_master, validate=True)) == 32
-except (binascii.Error, ValueError):
-    _master_ok = False
-if not _master_ok:
-    raise ImproperlyConfigured("The master key must be 32 random bytes, base64-encoded.")
+try:  # the key store's own parser: a rotated key file holds several keys and comments
+    if HEARTH_MASTER_KEY:
+        KeyStore.from_base64(HEARTH_MASTER_KEY)
+    else:
+        KeyStore.from_key_file(HEARTH_MASTER_KEY_FILE)
+except KeyStoreError as exc:
+    raise ImproperlyConfigured(f"The master key must be 32 random bytes, base64: {exc}") from exc
 for _name in ("DATABASE_URL", "REDIS_URL"):
     if not env(_name, default=""):
         raise ImproperlyConfigured(f"Set {_name}: production has no embedded database or Redis.")

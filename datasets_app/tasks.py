@@ -1,0 +1,20 @@
+"""CPU-queue tasks: take a job id, run the processing through the shared job runner."""
+
+from celery import shared_task
+
+from jobs.runner import run_job
+
+from . import processing
+
+# Hours of rows at worst; the runner stores progress and honours cancels long before this.
+LIMITS = {"soft_time_limit": 6 * 3600, "time_limit": 6 * 3600 + 300, "acks_late": False}
+
+
+@shared_task(**LIMITS)
+def run_desensitize(job_id: int) -> str:
+    return run_job(job_id, processing.run_desensitize)
+
+
+@shared_task(**LIMITS)
+def run_augment(job_id: int) -> str:
+    return run_job(job_id, processing.run_augment)
