@@ -32,6 +32,8 @@ class Dataset(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # Retention purge: the encrypted files are gone; rows stay for lineage and the audit trail.
+    purged_at = models.DateTimeField(_("purged"), null=True, blank=True)
 
     objects = DatasetQuerySet.as_manager()
 

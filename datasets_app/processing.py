@@ -79,14 +79,26 @@ def desensitize_submit(*, version: DatasetVersion, actor, preset: str = "", poli
     )
 
 
-def augment_submit(*, version: DatasetVersion, actor, config: dict) -> Job:
+def augment_submit(
+    *, version: DatasetVersion, actor, config: dict, generator_model: int | None = None
+) -> Job:
+    """`generator_model`: a base model whose continuations feed the context-extension op."""
+    from jobs.models import BaseModel
+
     from .tasks import run_augment
 
     chosen = build_augment_config(config)
+    params = {"config": chosen.to_dict(), "generator_model": None}
+    if generator_model is not None:
+        if not BaseModel.objects.restrict(actor, "view").filter(pk=generator_model).exists():
+            raise ValidationError({"generator_model": "No such base model."})
+        if "context" not in chosen.ops:
+            raise ValidationError({"generator_model": "Enable the `context` op to use a model."})
+        params["generator_model"] = generator_model
     return job_submit(
         kind=Job.Kind.AUGMENT,
         owner=actor,
-        params={"config": chosen.to_dict()},
+        params=params,
         dataset_version=version,
         task=run_augment,
     )
@@ -211,16 +223,29 @@ def run_desensitize(job: Job, progress: Progress) -> dict:
     )
 
 
+def _generator(model_id: int | None, seed: int):
+    if model_id is None:
+        return None
+    from jobs.engine.generation import load_generator
+    from jobs.models import BaseModel
+
+    model = BaseModel.objects.get(pk=model_id)
+    if model.source != BaseModel.Source.LOCAL:
+        raise UserError(f"{model.name} is not available on this worker (hub models come later).")
+    return load_generator(model.location, seed=seed, trust_remote_code=model.trust_remote_code)
+
+
 def run_augment(job: Job, progress: Progress) -> dict:
     try:
         config = AugmentConfig.from_dict(job.params["config"])
     except AugmentConfigError as exc:
         raise UserError(str(exc)) from exc
+    generate = _generator(job.params.get("generator_model"), config.seed)
     collected = AugmentReport()
     key, out, schema, _ = _write_derived(
         job,
         DatasetVersion.Operation.AUGMENT,
-        lambda rows: augment_rows(rows, config, report=collected),
+        lambda rows: augment_rows(rows, config, generate=generate, report=collected),
         progress,
         "augmenting",
     )

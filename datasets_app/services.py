@@ -4,6 +4,7 @@ create; every write is recorded in the audit trail inside its transaction."""
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +73,41 @@ def dataset_soft_delete(*, dataset: Dataset, actor) -> Dataset:
 
 
 def dataset_restore(*, dataset: Dataset, actor) -> Dataset:
+    if dataset.purged_at is not None:
+        raise ValidationError("This dataset was purged: its files no longer exist.")
     with transaction.atomic():
         dataset.deleted_at = None
         dataset.deleted_by = None
         dataset.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
         record(action="datasets_app.dataset.restore", actor=actor, obj=dataset)
     return dataset
+
+
+def dataset_purge(*, dataset: Dataset, actor=None) -> int:
+    """Delete the encrypted files of a soft-deleted dataset; returns how many were removed."""
+    if dataset.deleted_at is None:
+        raise ValidationError("Only deleted datasets can be purged.")
+    keys = list(dataset.versions.values_list("storage_key", flat=True))
+    with transaction.atomic():
+        Dataset.objects.filter(pk=dataset.pk).update(purged_at=timezone.now())
+        record(
+            action="datasets_app.dataset.purge",
+            actor=actor,
+            actor_username="" if actor else "system",
+            obj=dataset,
+            details={"files": len(keys)},
+        )
+        # Files go only once the purge is recorded; a crash leaves files, never a silent gap.
+        transaction.on_commit(lambda: [storage.delete(key) for key in keys])
+    return len(keys)
+
+
+def dataset_purge_expired(*, retention_days: int) -> int:
+    cutoff = timezone.now() - timedelta(days=retention_days)
+    expired = list(Dataset.objects.filter(deleted_at__lt=cutoff, purged_at__isnull=True))
+    for dataset in expired:
+        dataset_purge(dataset=dataset)
+    return len(expired)
 
 
 def _file_sha256(path: Path) -> str:

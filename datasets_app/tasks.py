@@ -18,3 +18,12 @@ def run_desensitize(job_id: int) -> str:
 @shared_task(**LIMITS)
 def run_augment(job_id: int) -> str:
     return run_job(job_id, processing.run_augment)
+
+
+@shared_task(soft_time_limit=600, time_limit=900)
+def purge_deleted() -> int:
+    from django.conf import settings
+
+    from .services import dataset_purge_expired
+
+    return dataset_purge_expired(retention_days=settings.HEARTH_DATASET_RETENTION_DAYS)

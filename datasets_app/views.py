@@ -12,6 +12,7 @@ from django.views.generic.edit import DeleteView
 from accounts.mixins import RestrictedViewMixin
 from accounts.restrict import user_can
 from audit.services import record, record_denied
+from jobs.selectors import base_model_list
 
 from . import processing, selectors
 from .desensitize import PRESETS
@@ -99,6 +100,7 @@ class VersionDetailView(RestrictedViewMixin, DetailView):
             presets=[(key, p.title, p.description) for key, p in PRESETS.items()],
             jobs=version.jobs.order_by("-created_at")[:10],
             lineage=_lineage(version),
+            base_models=base_model_list(user=user),
             report_json=json.dumps(version.report, ensure_ascii=False, indent=2),
             **kwargs,
         )
@@ -129,6 +131,9 @@ class VersionDetailView(RestrictedViewMixin, DetailView):
                     version=version,
                     actor=request.user,
                     config=_json_field(request.POST.get("config", "")) or {},
+                    generator_model=int(request.POST["generator_model"])
+                    if request.POST.get("generator_model")
+                    else None,
                 )
             else:
                 raise ValidationError(_("Unknown form."))

@@ -143,6 +143,8 @@ HEARTH_TOKEN_DEFAULT_DAYS = env.int("HEARTH_TOKEN_DEFAULT_DAYS", default=90)
 HEARTH_TOKEN_MAX_DAYS = env.int("HEARTH_TOKEN_MAX_DAYS", default=365)
 HEARTH_MAX_UPLOAD_BYTES = env.int("HEARTH_MAX_UPLOAD_BYTES", default=2 * 1024**3)
 HEARTH_PREVIEW_ROWS = 20
+# Soft-deleted datasets stay restorable this long, then their files are purged.
+HEARTH_DATASET_RETENTION_DAYS = env.int("HEARTH_DATASET_RETENTION_DAYS", default=30)
 
 # Uploads stream in 1 MiB chunks to a private 0700 folder, never whole into memory.
 FILE_UPLOAD_HANDLERS = ["datasets_app.uploads.LimitedUploadHandler"]

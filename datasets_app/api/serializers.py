@@ -79,3 +79,8 @@ class DesensitizeSerializer(serializers.Serializer):
 
 class AugmentSerializer(serializers.Serializer):
     config = serializers.JSONField()
+    generator_model = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="A base model whose continuations the `context` op appends.",
+    )

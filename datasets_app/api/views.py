@@ -212,7 +212,7 @@ class DatasetVersionViewSet(mixins.UpdateModelMixin, RestrictedReadOnlyViewSet):
         params = AugmentSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         job = processing.augment_submit(
-            version=version, actor=request.user, config=params.validated_data["config"]
+            version=version, actor=request.user, **params.validated_data
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

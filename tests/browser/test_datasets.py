@@ -76,3 +76,27 @@ def test_client_side_size_limit(page, live_server, make_user, settings, tmp_path
     page.set_input_files("#upload-input", str(big))
     assert "upload limit" in page.locator("#upload-message").inner_text()
     assert dataset.versions.count() == 0
+
+
+def test_cancel_stops_an_upload_in_flight(page, live_server, make_user, tmp_path):
+    owner = make_user("archivist", roles.DATA_SCIENTIST, password=PASSWORD)
+    dataset = dataset_create(owner=owner, name="slow link")
+    path = tmp_path / "large.jsonl"
+    path.write_text('{"text": "病历摘要 discharge summary"}\n' * 40_000, encoding="utf-8")
+    _login(page, live_server, "archivist")
+    page.goto(f"{live_server.url}/datasets/{dataset.pk}/")
+    # A slow uplink (about 200 kB/s) keeps the upload in flight long enough to cancel it.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 200_000},
+    )
+    page.set_input_files("#upload-input", str(path))
+    page.locator("#upload-status").wait_for(state="visible")
+    page.click("#upload-cancel")
+    page.wait_for_function(
+        "document.getElementById('upload-message').textContent.includes('cancelled')"
+    )
+    assert page.locator("#upload-status").is_hidden()
+    assert dataset.versions.count() == 0

@@ -114,3 +114,40 @@ def test_augment_job_multiplies_rows_reproducibly(owner, dataset, worker_process
     # Same seed, same input → identical content (an identical derived version).
     second = _wait_done(client.post(url, {"config": config}, format="json").json()["id"])
     assert second.result_dataset_version.sha256 == result.sha256
+
+
+@pytest.mark.django_db
+def test_generator_model_must_be_visible_and_needs_the_context_op(owner, dataset):
+    client = api_as(owner)
+    version = _version(client, dataset)
+    url = f"/api/v1/dataset-versions/{version['id']}/augment/"
+    missing = client.post(
+        url, {"config": {"ops": {"context": {}}}, "generator_model": 999}, format="json"
+    )
+    assert missing.status_code == 400 and "generator_model" in missing.json()["fields"]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_context_extension_with_a_registered_model(
+    owner, dataset, worker_process, settings, tmp_path
+):
+    from jobs.services import demo_model_ensure
+
+    settings.HEARTH_MODELS_DIR = tmp_path / "models"
+    model = demo_model_ensure()
+    client = api_as(owner)
+    version = _version(client, dataset)
+    submitted = client.post(
+        f"/api/v1/dataset-versions/{version['id']}/augment/",
+        {
+            "config": {"copies": 1, "seed": 3, "columns": ["input"], "ops": {"context": {}}},
+            "generator_model": model.pk,
+        },
+        format="json",
+    )
+    assert submitted.status_code == 202, submitted.content
+    job = _wait_done(submitted.json()["id"])
+    assert job.status == "succeeded", job.error
+    assert job.result_dataset_version.row_count == 6
+    assert job.report["ops"]["context"]["applied"] == 3
