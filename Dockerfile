@@ -58,16 +58,18 @@ WORKDIR /app
 # Code stays root-owned: the app user reads it but cannot rewrite it.
 COPY . /app
 
-# Production settings refuse to import without these two; throwaway values live in this RUN only,
-# never in the image's environment or history of ENV/ARG.
+# Production settings refuse to import without these; throwaway values live in this RUN only,
+# never in the image's environment or history of ENV/ARG (the key is 32 zero bytes, base64).
 RUN SECRET_KEY="collectstatic-only-throwaway-value-not-a-real-secret" \
-    HEARTH_MASTER_KEY="collectstatic-only-throwaway-value" \
+    HEARTH_MASTER_KEY="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" \
+    DATABASE_URL="sqlite:////tmp/collectstatic.sqlite3" \
+    REDIS_URL="redis://127.0.0.1:6379/0" \
     DJANGO_SETTINGS_MODULE=config.settings.production \
     python manage.py collectstatic --noinput --verbosity 0
 
 # GUNICORN_CMD_ARGS tunes gunicorn without overriding CMD (flags given in CMD would win over it).
 ENV DJANGO_SETTINGS_MODULE=config.settings.production \
-    GUNICORN_CMD_ARGS="--workers 2 --threads 4 --timeout 120"
+    GUNICORN_CMD_ARGS="--workers 2 --threads 4 --timeout 600"
 
 # Numeric (= hearth), so orchestrators can check runAsNonRoot without reading /etc/passwd.
 USER 10001:10001

@@ -3,13 +3,8 @@ from django.contrib import admin
 from .models import AuditEvent
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """Read-only: the audit trail is append-only, the admin site cannot change it either."""
-
-    list_display = ["created_at", "actor_username", "action", "object_type", "object_id", "outcome"]
-    list_filter = ["outcome", "action"]
-    search_fields = ["actor_username", "action", "object_repr", "request_id"]
+class ReadOnlyAdminMixin:
+    """For records that must not change through the admin site either."""
 
     def has_add_permission(self, request):
         return False
@@ -19,3 +14,12 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: the audit trail is append-only."""
+
+    list_display = ["created_at", "actor_username", "action", "object_type", "object_id", "outcome"]
+    list_filter = ["outcome", "action"]
+    search_fields = ["actor_username", "action", "object_repr", "request_id"]

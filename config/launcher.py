@@ -185,7 +185,7 @@ class Launcher:
                 "--threads",
                 "4",
                 "--timeout",
-                "120",
+                "600",  # large uploads are parsed and encrypted within the request
                 "--access-logfile",
                 "-",
             ],

@@ -2,6 +2,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from guardian.admin import GuardedModelAdmin
 
+from audit.admin import ReadOnlyAdminMixin
+
 from .models import Dataset, DatasetVersion
 from .services import dataset_restore
 
@@ -29,17 +31,8 @@ class DatasetAdmin(GuardedModelAdmin):
 
 
 @admin.register(DatasetVersion)
-class DatasetVersionAdmin(admin.ModelAdmin):
+class DatasetVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: versions are immutable."""
 
     list_display = ["__str__", "operation", "row_count", "sha256", "created_at"]
     list_filter = ["operation"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

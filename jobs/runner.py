@@ -55,33 +55,29 @@ def run_job(job_id: int, work: Callable[[Job, Progress], dict]) -> str:
     job = job_claim(job_id=job_id)
     if job is None:
         return "skipped"  # taken by another worker, or cancelled while queued
+    detail = ""
     try:
         fields = work(job, throttled_progress(job.pk))
     except JobCancelled:
         job_cancelled(job_id=job.pk)
-        outcome, detail = Job.Status.CANCELLED, ""
     except (UserError, ValidationError) as exc:
         detail = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
         job_fail(job_id=job.pk, error=detail)
-        outcome = Job.Status.FAILED
     except SoftTimeLimitExceeded:
         detail = "The job ran past its time limit."
         job_fail(job_id=job.pk, error=detail)
-        outcome = Job.Status.FAILED
     except Exception as exc:
         logger.exception("job %s failed", job.pk)
         detail = f"{exc.__class__.__name__}: {exc}"
         job_fail(job_id=job.pk, error=detail)
-        outcome = Job.Status.FAILED
     else:
-        done = job_succeed(job_id=job.pk, **fields)
-        outcome, detail = (Job.Status.SUCCEEDED if done else Job.Status.CANCELLED), ""
+        job_succeed(job_id=job.pk, **fields)  # ends cancelled if a cancel came in meanwhile
     job.refresh_from_db()
     record(
         action=f"jobs.job.{job.status}",
         obj=job,
         actor_username="system",
-        outcome="allowed" if job.status != Job.Status.FAILED else "error",
+        outcome="error" if job.status == Job.Status.FAILED else "allowed",
         details={"error": detail} if detail else None,
     )
-    return outcome
+    return job.status

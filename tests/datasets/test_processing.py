@@ -151,3 +151,53 @@ def test_context_extension_with_a_registered_model(
     assert job.status == "succeeded", job.error
     assert job.result_dataset_version.row_count == 6
     assert job.report["ops"]["context"]["applied"] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tampered_source_file_fails_the_job_and_writes_nothing(owner, dataset, private_storage):
+    from datasets_app import processing, storage
+    from datasets_app.models import DatasetVersion
+    from jobs.runner import run_job
+
+    client = api_as(owner)
+    version = DatasetVersion.objects.get(pk=_version(client, dataset)["id"])
+    path = storage.path_for(version.storage_key)
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0x01  # one flipped bit in the last chunk
+    path.write_bytes(bytes(data))
+    job = processing.desensitize_submit(version=version, actor=owner, preset="pipl")
+    assert run_job(job.pk, processing.run_desensitize) == "failed"
+    job.refresh_from_db()
+    assert "Decryption" in job.error or "authentic" in job.error.lower()
+    assert [t.to_status for t in job.transitions.all()] == ["queued", "running", "failed"]
+    assert dataset.versions.count() == 1
+    assert sorted(p.name for p in private_storage.rglob("*.hrth")) == [path.name]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_while_running_ends_cancelled_never_succeeded(owner, dataset):
+    from datasets_app import processing
+    from datasets_app.models import DatasetVersion
+    from jobs.runner import run_job
+    from jobs.services import job_cancel
+
+    client = api_as(owner)
+    version = DatasetVersion.objects.get(pk=_version(client, dataset)["id"])
+    job = processing.augment_submit(
+        version=version, actor=owner, config={"copies": 1, "ops": {"swap": {"n": 1}}}
+    )
+
+    def work_then_cancelled(running_job, progress):
+        job_cancel(job=running_job, actor=owner)  # the user cancels mid-run
+        progress(1.0, "done")  # the next progress point notices
+        return {}
+
+    assert run_job(job.pk, work_then_cancelled) == "cancelled"
+    job.refresh_from_db()
+    assert [t.to_status for t in job.transitions.all()] == [
+        "queued",
+        "running",
+        "cancelling",
+        "cancelled",
+    ]
+    assert job.result_dataset_version is None
