@@ -35,6 +35,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "jobs.view_basemodel",
         "jobs.view_worker",
         "jobs.view_job",
+        "jobs.view_modelversion",
         "auth.view_user",
         "auth.view_group",
     ),

@@ -23,6 +23,7 @@ app.conf.task_routes = {
 }
 app.conf.beat_schedule = {
     "prune-stopped-workers": {"task": "jobs.tasks.prune_workers", "schedule": 3600.0},
+    "reap-lost-jobs": {"task": "jobs.tasks.reap", "schedule": 10.0},
     "purge-deleted-datasets": {"task": "datasets_app.tasks.purge_deleted", "schedule": 3600.0},
 }
 app.autodiscover_tasks()

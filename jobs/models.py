@@ -134,6 +134,17 @@ class Job(models.Model):
         on_delete=models.PROTECT,
         related_name="produced_by",
     )
+    base_model = models.ForeignKey(
+        BaseModel,
+        verbose_name=_("base model"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="jobs",
+    )
+    gpus = models.JSONField(_("GPUs in use"), default=list, blank=True)
+    # Failures of the user's own job (bad data, bad knobs) count; lost workers do not.
+    user_failures = models.PositiveIntegerField(default=0)
     progress = models.FloatField(_("progress"), default=0.0)
     message = models.CharField(_("message"), max_length=500, blank=True)
     error = models.TextField(_("error"), blank=True)
@@ -172,3 +183,118 @@ class JobTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}: {self.from_status or '-'} → {self.to_status}"
+
+
+class JobAttempt(models.Model):
+    """One run of a job on a worker. A lease, renewed by the running worker, tells the reaper
+    whether the attempt is alive: Redis' visibility timeout is never relied on."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", _("running")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
+        LOST = "lost", _("lost (worker died)")
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    worker = models.CharField(max_length=255)
+    gpus = models.JSONField(default=list, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(db_index=True)
+    outcome = models.CharField(
+        max_length=20, choices=Outcome.choices, default=Outcome.RUNNING, db_index=True
+    )
+    exit_code = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "number"]
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["job", "number"], name="unique_attempt_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} attempt {self.number} on {self.worker}"
+
+
+class JobMetric(models.Model):
+    """A training or eval data point. Upserted by (job, kind, step): a step re-run after a
+    resume replaces its earlier value, so the series has no duplicates and no offsets."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="metrics")
+    seq = models.PositiveIntegerField(db_index=True)
+    kind = models.CharField(max_length=10)  # step | eval
+    step = models.PositiveIntegerField()
+    data = models.JSONField(default=dict)
+    at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["job", "seq"]
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["job", "kind", "step"], name="unique_metric_step")
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} {self.kind} {self.step}"
+
+
+class JobLog(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs")
+    seq = models.PositiveIntegerField()
+    stream = models.CharField(max_length=10, default="stdout")
+    text = models.TextField()
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "seq"]
+        default_permissions = ()
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="unique_log_seq")]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} log {self.seq}"
+
+
+class ModelVersion(models.Model):
+    """A trained model: LoRA adapter or full weights (safetensors) plus tokenizer and model card,
+    each file stored encrypted like datasets."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="model_versions"
+    )
+    name = models.CharField(_("name"), max_length=200)
+    job = models.OneToOneField(
+        Job, null=True, blank=True, on_delete=models.PROTECT, related_name="model_version"
+    )
+    base_model = models.ForeignKey(
+        BaseModel, on_delete=models.PROTECT, related_name="model_versions"
+    )
+    dataset_version = models.ForeignKey(
+        "datasets_app.DatasetVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="model_versions",
+    )
+    method = models.CharField(_("method"), max_length=10)  # full | lora | qlora
+    files = models.JSONField(default=list)  # [{"name", "size", "sha256", "storage_key"}]
+    card = models.JSONField(_("model card"), default=dict)
+    metrics = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("model version")
+        verbose_name_plural = _("model versions")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f["size"] for f in self.files)

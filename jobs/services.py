@@ -133,7 +133,7 @@ def job_transition(
     return job
 
 
-def job_submit(*, kind: str, owner, params: dict, dataset_version=None, task) -> Job:
+def job_submit(*, kind: str, owner, params: dict, dataset_version=None, task, **fields) -> Job:
     """Create a queued job and enqueue `task(job_id)` once the transaction commits."""
     from audit.context import current_request_id
 
@@ -144,6 +144,7 @@ def job_submit(*, kind: str, owner, params: dict, dataset_version=None, task) ->
             params=params,
             dataset_version=dataset_version,
             request_id=current_request_id(),
+            **fields,
         )
         JobTransition.objects.create(job=job, from_status="", to_status=Job.Status.QUEUED)
         record(action="jobs.job.submit", actor=owner, obj=job, details={"kind": kind})

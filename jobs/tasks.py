@@ -1,6 +1,7 @@
 """Celery tasks of the jobs app: take ids, call services."""
 
 from celery import shared_task
+from django.conf import settings
 
 from audit.context import current_request_id
 
@@ -22,3 +23,22 @@ def ping(payload: str = "") -> dict:
 @shared_task(soft_time_limit=60, time_limit=120)
 def prune_workers() -> int:
     return services.worker_prune()
+
+
+@shared_task(
+    bind=True,
+    soft_time_limit=settings.HEARTH_TRAINING_TIME_LIMIT,
+    time_limit=settings.HEARTH_TRAINING_TIME_LIMIT + 600,
+)
+def run_training(self, job_id: int) -> str:
+    from .training import run_training as run
+
+    return run(job_id, self.request.hostname or "worker")
+
+
+@shared_task(soft_time_limit=60, time_limit=120)
+def reap() -> dict:
+    """Beat, every 10 s: requeue jobs whose worker died; resend queued jobs Redis lost."""
+    from .training import reap_lost_attempts, redispatch_stale_queued
+
+    return {"lost": reap_lost_attempts(), "redispatched": redispatch_stale_queued()}

@@ -1,13 +1,21 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.generic import DetailView
 
 from accounts.mixins import RestrictedViewMixin
 from accounts.restrict import user_can
+from audit.services import record_denied
+from datasets_app.models import Dataset, DatasetVersion
 
-from .models import Job
+from .forms import TrainingForm
+from .models import BaseModel, Job, ModelVersion
 from .selectors import base_model_list, worker_list
 from .selectors import job_list as jobs_for
+from .training import PRESETS, training_submit
 
 
 @login_required
@@ -37,6 +45,8 @@ class JobDetailView(RestrictedViewMixin, DetailView):
         return super().get_context_data(
             can_cancel=user_can(self.request.user, "cancel", self.object)
             and not self.object.is_final,
+            can_retry=self.object.kind == Job.Kind.TRAINING
+            and user_can(self.request.user, "change", self.object),
             **kwargs,
         )
 
@@ -46,3 +56,64 @@ def base_model_index(request):
     return render(
         request, "jobs/base_model_list.html", {"base_models": base_model_list(user=request.user)}
     )
+
+
+@login_required
+@permission_required("jobs.add_job", raise_exception=True)
+def training_new(request):
+    """Submit a training job: presets fill the form; the server validates everything."""
+    user = request.user
+    usable = Dataset.objects.restrict(user, "use").alive()
+    versions = DatasetVersion.objects.filter(dataset__in=usable).select_related("dataset")
+    models = BaseModel.objects.restrict(user, "view")
+    form = TrainingForm(
+        request.POST or None,
+        base_models=models,
+        dataset_versions=versions,
+        initial={"dataset_version": request.GET.get("dataset_version")},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = training_submit(
+                owner=user,
+                base_model=models.get(pk=form.cleaned_data["base_model"]),
+                dataset_version=versions.get(pk=form.cleaned_data["dataset_version"]),
+                params=form.params(),
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, _("Training job #%(id)s queued.") % {"id": job.pk})
+            return redirect("jobs:detail", pk=job.pk)
+    presets = {k: {f: v for f, v in p.items() if f != "title"} for k, p in PRESETS.items()}
+    return render(request, "jobs/training_new.html", {"form": form, "presets": presets})
+
+
+@login_required
+def job_compare(request):
+    try:
+        ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.strip()][:5]
+    except ValueError:
+        raise Http404 from None
+    jobs = {j.pk: j for j in Job.objects.restrict(request.user, "view").filter(pk__in=ids)}
+    if len(jobs) != len(set(ids)):
+        record_denied(
+            actor=request.user,
+            model=Job,
+            action="view",
+            object_id=",".join(map(str, ids)),
+            reason="not visible",
+        )
+        raise Http404
+    return render(
+        request, "jobs/job_compare.html", {"job_ids": ids, "jobs": [jobs[i] for i in ids]}
+    )
+
+
+class ModelVersionDetailView(RestrictedViewMixin, DetailView):
+    model = ModelVersion
+    template_name = "jobs/model_version_detail.html"
+
+    def get_base_queryset(self):
+        return ModelVersion.objects.select_related("base_model", "job", "dataset_version__dataset")

@@ -148,13 +148,11 @@ def celery_app_on(redis_url):
     return app
 
 
-@pytest.fixture
-def worker_process(transactional_db, redis_url, celery_app_on, tmp_path, settings):
+def _start_worker(settings, redis_url: str, log, name: str) -> subprocess.Popen:
     """A real `celery worker` process on both queues, on the test database and Redis."""
     from jobs.models import Worker
 
-    settings.REDIS_URL = redis_url
-    hostname = f"test-{os.getpid()}@{socket.gethostname()}"
+    hostname = f"{name}-{os.getpid()}@{socket.gethostname()}"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -165,7 +163,6 @@ def worker_process(transactional_db, redis_url, celery_app_on, tmp_path, setting
         "HEARTH_STORAGE_DIR": str(settings.HEARTH_STORAGE_DIR),
         "PYTHONUNBUFFERED": "1",
     }
-    log = tmp_path / "worker.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [
@@ -198,8 +195,25 @@ def worker_process(transactional_db, redis_url, celery_app_on, tmp_path, setting
 
     try:
         wait_until(registered, 60, "the worker's first heartbeat")
-        process.hostname = hostname
-        process.log = log
-        yield process
-    finally:
+    except BaseException:
         stop_group(process)
+        raise
+    process.hostname = hostname
+    process.log = log
+    return process
+
+
+@pytest.fixture
+def worker_process(transactional_db, redis_url, celery_app_on, tmp_path, settings):
+    settings.REDIS_URL = redis_url
+    process = _start_worker(settings, redis_url, tmp_path / "worker.log", "test")
+    yield process
+    stop_group(process)
+
+
+@pytest.fixture
+def second_worker(transactional_db, redis_url, celery_app_on, tmp_path, settings):
+    """Another worker, e.g. the one that takes over after `worker_process` died."""
+    process = _start_worker(settings, redis_url, tmp_path / "worker2.log", "second")
+    yield process
+    stop_group(process)

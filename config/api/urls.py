@@ -3,7 +3,7 @@ from rest_framework.routers import DefaultRouter
 from accounts.api.views import ApiTokenViewSet
 from audit.api.views import AuditEventViewSet
 from datasets_app.api.views import DatasetVersionViewSet, DatasetViewSet
-from jobs.api.views import BaseModelViewSet, JobViewSet, WorkerViewSet
+from jobs.api.views import BaseModelViewSet, JobViewSet, ModelVersionViewSet, WorkerViewSet
 
 router = DefaultRouter()
 router.register("tokens", ApiTokenViewSet, basename="token")
@@ -11,6 +11,7 @@ router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("dataset-versions", DatasetVersionViewSet, basename="dataset-version")
 router.register("jobs", JobViewSet, basename="job")
 router.register("base-models", BaseModelViewSet, basename="base-model")
+router.register("model-versions", ModelVersionViewSet, basename="model-version")
 router.register("workers", WorkerViewSet, basename="worker")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 
