@@ -35,15 +35,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ZH = (
-    "患者 主诉 胸痛 三天 伴 恶心 既往 体健 冠脉 造影 提示 前降支 狭窄 已行 支架 植入 术后 恢复 良好 "
-    "贷款 审批 完成 客户 经理 补充 抵押物 评估 材料 理财 产品 收益 稳定 调整 资产 配置 降低 风险"
-).split()
-EN = (
+# Chinese words join without spaces, English ones with: both as written.
+ZH_TEXT = (
+    "患者 主诉 胸痛 三天 伴 恶心 既往 体健 冠脉 造影 提示 前降支 狭窄 已行 支架 植入 术后 "
+    "恢复 良好 贷款 审批 完成 客户 经理 补充 抵押物 评估 材料 理财 产品 收益 稳定 调整 资产"
+)
+EN_TEXT = (
     "the patient reports chest pain for three days stent placed recovered well loan approval "
     "completed manager asked for collateral valuation portfolio returns stable adjust allocation "
     "reduce risk transaction flagged suspicious amount beneficiary overnight transfer"
-).split()
+)
+ZH, EN = ZH_TEXT.split(), EN_TEXT.split()
 INSTRUCTIONS = ["用一句话概括。", "Summarise the note.", "判断是否可疑。", "Classify the text."]
 # Model shapes. 0.5b is Qwen2.5-0.5B's (vocab included: the LM head is a real share of the cost).
 SIZES: dict[str, dict[str, Any]] = {
@@ -67,7 +69,7 @@ SIZES: dict[str, dict[str, Any]] = {
 
 
 def words(rng: random.Random, count: int) -> str:
-    """Mixed text; Chinese words join without spaces, as written."""
+    """Mixed Chinese and English text."""
     parts = []
     for _ in range(count):
         if rng.random() < 0.5:
@@ -174,8 +176,12 @@ def run_plain(work: Path, args: argparse.Namespace) -> dict:
     """(c) in a fresh process, like (a) and (b)."""
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, __file__, "--plain-script", str(work), "--model-dir", str(args.model_dir)]
-        + ["--max-seq-length", str(args.max_seq_length), "--batch-size", str(args.batch_size)],
+        [
+            sys.executable,
+            __file__,
+            *("--plain-script", str(work), "--model-dir", str(args.model_dir)),
+            *("--max-seq-length", str(args.max_seq_length), "--batch-size", str(args.batch_size)),
+        ],
         cwd=ROOT,
         check=True,
         capture_output=True,

@@ -598,7 +598,8 @@ def redispatch_stale_queued(*, older_than: timedelta | None = None) -> int:
 
     from .tasks import run_training
 
-    older_than = older_than or timedelta(seconds=settings.HEARTH_REDISPATCH_SECONDS)
+    if older_than is None:
+        older_than = timedelta(seconds=settings.HEARTH_REDISPATCH_SECONDS)
     if redis.Redis.from_url(settings.REDIS_URL).llen("gpu"):
         return 0  # messages are waiting in the queue: nothing was lost
     stale = Job.objects.filter(

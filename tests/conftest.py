@@ -217,3 +217,44 @@ def second_worker(transactional_db, redis_url, celery_app_on, tmp_path, settings
     process = _start_worker(settings, redis_url, tmp_path / "worker2.log", "second")
     yield process
     stop_group(process)
+
+
+# -- training data ------------------------------------------------------------------------------
+TRAINING_ROWS = [
+    {
+        "instruction": "把下面的句子翻译成英文",
+        "input": f"第{i}号病人今天出院。",
+        "output": f"Patient number {i} was discharged today.",
+    }
+    for i in range(48)
+]
+
+
+@pytest.fixture
+def demo_model(db, settings, tmp_path_factory):
+    """The tiny demo base model, built once per session folder and registered."""
+    from jobs.services import demo_model_ensure
+
+    settings.HEARTH_MODELS_DIR = tmp_path_factory.getbasetemp() / "models"
+    return demo_model_ensure()
+
+
+@pytest.fixture
+def scientist_data(make_user):
+    """A Data Scientist and the id of a dataset version (alpaca, Chinese/English) they own."""
+    import json
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from datasets_app.services import dataset_create
+
+    user = make_user("trainer", roles.DATA_SCIENTIST)
+    dataset = dataset_create(owner=user, name="discharge translations")
+    content = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in TRAINING_ROWS).encode()
+    response = api_as(user).post(
+        f"/api/v1/datasets/{dataset.pk}/versions/",
+        {"file": SimpleUploadedFile("t.jsonl", content)},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    return user, response.json()["id"]

@@ -14,14 +14,16 @@ on each example's first token; examples are truncated to max_seq_length (an exam
 trained token left is skipped).
 
 Packing (`spec.packing`): whole examples are bin-packed (best-fit decreasing) into blocks of at
-most max_seq_length tokens, and a batch of blocks is flattened padding-free into one row by
-transformers' DataCollatorWithFlattening, with position_ids restarting at 0 for each example.
-There is no attention mask, so transformers derives the example boundaries from position_ids:
-flash-attention runs varlen kernels, sdpa/eager (CPU included) get a block-diagonal causal mask,
-so no token attends across examples (tests check the logits equal the unpacked ones). Blocks,
-rather than flattening arbitrary numbers of examples, keep the tokens per step bounded by
-batch size x max_seq_length, so memory is as predictable as without packing. This needs the
-KV cache off during training (Trainer does that: with a cache the mask ignores position_ids).
+most max_seq_length tokens; each block is one row, laid out by transformers'
+DataCollatorWithFlattening with position_ids restarting at 0 for each example, and the rows of
+a batch are padded to the longest. There is no attention mask, so transformers derives the
+example boundaries from position_ids: flash-attention runs varlen kernels, sdpa/eager (CPU
+included) get a block-diagonal causal mask, and no token attends across examples (tests check
+the logits equal the unpacked ones). This needs the KV cache off in training (the engine turns
+it off: with a cache the mask ignores position_ids). Why rows of blocks rather than flattening
+the whole batch into one row (DataCollatorWithFlattening's own use): without flash-attention
+the mask is dense, so one row of batch x max_seq_length tokens costs batch times the attention
+of batch rows of max_seq_length (measured: packing slower than padding on CPU sdpa).
 
 Without packing, batches are padded to their longest example (right side, labels -100), in
 the sampler's random order.
@@ -110,13 +112,39 @@ class ListDataset(torch.utils.data.Dataset):
 
 
 class PackedCollator:
-    """A batch of packed blocks -> one padding-free row with per-example position_ids."""
+    """A batch of packed blocks -> rows [blocks, longest block] with per-example position_ids
+    and no attention mask. DataCollatorWithFlattening lays out each block (position_ids from 0
+    per example, first label -100); rows are then padded with pad_id tokens at position 0,
+    label -100: each pad token is a one-token sequence of its own that nothing attends to."""
 
-    def __init__(self) -> None:
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
         self._flatten = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
 
     def __call__(self, blocks: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        return self._flatten([example for block in blocks for example in block["examples"]])
+        rows = [self._flatten(block["examples"]) for block in blocks]
+        width = max(row["input_ids"].shape[1] for row in rows)
+        batch = {
+            "input_ids": torch.full((len(rows), width), self.pad_id, dtype=torch.long),
+            "labels": torch.full((len(rows), width), IGNORE, dtype=torch.long),
+            "position_ids": torch.zeros((len(rows), width), dtype=torch.long),
+        }
+        for index, row in enumerate(rows):
+            for key, tensor in batch.items():
+                tensor[index, : row[key].shape[1]] = row[key][0]
+        return batch
+
+
+def real_tokens(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Non-padding tokens in a batch from either collator (a 0-d tensor on the batch's device).
+    Packed rows: a padding token sits at position 0 without position 1 after it; a real example
+    always has both (a one-token example trains nothing and is skipped)."""
+    if "attention_mask" in batch:
+        return batch["attention_mask"].sum()
+    positions = batch["position_ids"]
+    followed = torch.zeros_like(positions, dtype=torch.bool)
+    followed[:, :-1] = positions[:, 1:] == 1
+    return positions.numel() - ((positions == 0) & ~followed).sum()
 
 
 class PaddingCollator:
@@ -323,7 +351,10 @@ def tokenize(rendered: Rendered, tokenizer: Any, max_length: int) -> tuple[Examp
         ids.append(tokenizer.bos_token_id)
         labels.append(IGNORE)
     texts = [text for text, _ in rendered.segments]
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    # verbose=False: over-long texts are expected here, they are truncated below.
+    encoded = (
+        tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else []
+    )
     for (_, trained), piece in zip(rendered.segments, encoded, strict=True):
         ids.extend(piece)
         labels.extend(piece if trained else [IGNORE] * len(piece))
@@ -417,15 +448,17 @@ def prepare_data(spec: TrainSpec, tokenizer: Any) -> PreparedData:
         )
     lengths = [len(example) for example in train]
     real = sum(lengths)
+    pad_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
     if spec.packing:
         train_rows = _packed_rows(train, spec.max_seq_length)
         eval_rows = _packed_rows(evaluation, spec.max_seq_length)
-        collator: Any = PackedCollator()
+        collator: Any = PackedCollator(pad_id)
         slots = len(train_rows) * spec.max_seq_length
     else:
         train_rows, eval_rows = _plain_rows(train), _plain_rows(evaluation)
-        pad_id = tokenizer.pad_token_id
-        collator = PaddingCollator(pad_id if pad_id is not None else tokenizer.eos_token_id)
+        collator = PaddingCollator(pad_id)
         slots = _padded_tokens(lengths, spec.per_device_train_batch_size, spec.seed)
     stats = {
         "format": fmt,

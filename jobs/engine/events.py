@@ -106,8 +106,8 @@ class EventWriter:
 class EventCallback(TrainerCallback):
     """Emits start/step/eval/checkpoint events and prints a short human line per step.
 
-    Throughput counts `state.num_input_tokens_seen`, which the engine configures to count
-    non-padding tokens on every rank (summed), so tokens_per_second is for the whole job.
+    Throughput counts `state.num_input_tokens_seen`, which the engine's Trainer sets to the
+    non-padding tokens of every rank (summed), so tokens_per_second is for the whole job.
     """
 
     def __init__(self, writer: EventWriter, *, start: dict[str, Any], world_size: int) -> None:

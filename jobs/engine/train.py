@@ -43,7 +43,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from .data import DataError, prepare_data
+from .data import DataError, prepare_data, real_tokens
 from .events import EventCallback, EventWriter
 from .spec import SpecError, TrainSpec
 
@@ -168,7 +168,7 @@ def _run(spec: TrainSpec, writer: EventWriter, stop: _Stop) -> int:
         },
         world_size=world_size,
     )
-    trainer = Trainer(
+    trainer = _Trainer(
         model=model,
         args=args,
         train_dataset=data.train,
@@ -238,9 +238,7 @@ def _training_arguments(spec: TrainSpec, precision: str, *, has_eval: bool) -> T
         fp16=precision == "fp16",
         activation_checkpointing=spec.gradient_checkpointing,
         auto_find_batch_size=spec.auto_find_batch_size,
-        # Packed batches are flattened without padding, so every token counts; padded batches
-        # carry an attention mask that Trainer sums.
-        include_num_input_tokens_seen="all" if spec.packing else "non_padding",
+        include_num_input_tokens_seen="no",  # _Trainer counts real tokens itself
         remove_unused_columns=False,  # our datasets are lists of token ids, not columns
         ddp_find_unused_parameters=False,
         dataloader_pin_memory=torch.cuda.is_available(),
@@ -444,6 +442,25 @@ def _close_process_group() -> None:
 def _log(message: str) -> None:
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"[hearth] {message}", flush=True)
+
+
+class _Trainer(Trainer):
+    """Trainer that counts non-padding tokens exactly into state.num_input_tokens_seen.
+
+    Trainer's own "non_padding" count needs an attention mask, which packed rows cannot carry
+    (it would hide the example boundaries), and otherwise counts ids != pad_id, which misses
+    real tokens whose id is the pad id (pad == eos in many tokenizers)."""
+
+    def training_step(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, torch.Tensor],
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor:
+        count = real_tokens(inputs).to(self.args.device)
+        # Summed over ranks (one small collective per micro-batch, as Trainer's own count does).
+        self.state.num_input_tokens_seen += int(self.accelerator.gather(count).sum())
+        return super().training_step(model, inputs, num_items_in_batch)
 
 
 class _StopCallback(TrainerCallback):

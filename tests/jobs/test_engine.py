@@ -23,6 +23,7 @@ from jobs.engine.data import (
     PackedCollator,
     PaddingCollator,
     prepare_data,
+    real_tokens,
     render_record,
     resolve_format,
     tokenize,
@@ -176,13 +177,13 @@ def test_spec_types_unknown_fields_and_every_error_at_once(tmp_path, model_dir):
 
 def trained_text(tokenizer, example) -> str:
     return tokenizer.decode(
-        [t for t, lab in zip(example.input_ids, example.labels) if lab != IGNORE]
+        [t for t, lab in zip(example.input_ids, example.labels, strict=True) if lab != IGNORE]
     )
 
 
 def prompt_text(tokenizer, example) -> str:
     return tokenizer.decode(
-        [t for t, lab in zip(example.input_ids, example.labels) if lab == IGNORE]
+        [t for t, lab in zip(example.input_ids, example.labels, strict=True) if lab == IGNORE]
     )
 
 
@@ -272,27 +273,42 @@ def test_packing_fills_blocks_without_leaking_across_examples(tmp_path, model_di
     assert all(sum(len(e["input_ids"]) for e in b["examples"]) <= 128 for b in blocks)
     assert sum(len(b["examples"]) for b in blocks) == plain.stats["examples"]["train"]
 
-    # The same examples, packed into one row or padded one per row, give the same logits.
-    examples = [e for b in blocks[:2] for e in b["examples"]]
-    flat = PackedCollator()([{"examples": examples}])
-    padded = PaddingCollator(tokenizer.pad_token_id)(examples)
-    assert flat["input_ids"].shape[0] == 1 and "attention_mask" not in flat
-    assert (flat["position_ids"][0] == 0).sum() == len(examples)
+    # The same examples, packed (two blocks of unequal length) or padded one per row, give the
+    # same logits: no token attends across examples or to padding.
+    pair = sorted(blocks, key=lambda b: sum(len(e["input_ids"]) for e in b["examples"]))[:2]
+    assert len(pair[1]["examples"]) > 1
+    packed_batch = PackedCollator(tokenizer.pad_token_id)(pair)
+    examples = [e for b in pair for e in b["examples"]]
+    padded_batch = PaddingCollator(tokenizer.pad_token_id)(examples)
+    assert "attention_mask" not in packed_batch and packed_batch["input_ids"].shape[0] == 2
+    assert (
+        real_tokens(packed_batch)
+        == real_tokens(padded_batch)
+        == sum(len(e["input_ids"]) for e in examples)
+    )
+    assert (packed_batch["labels"] != IGNORE).sum() == (padded_batch["labels"] != IGNORE).sum()
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     model.config.use_cache = False
     with torch.no_grad():
-        flat_logits = model(input_ids=flat["input_ids"], position_ids=flat["position_ids"]).logits
-        padded_logits = model(
-            input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]
+        packed_logits = model(
+            input_ids=packed_batch["input_ids"], position_ids=packed_batch["position_ids"]
         ).logits
-    start = 0
-    for row, example in enumerate(examples):
-        n = len(example["input_ids"])
-        torch.testing.assert_close(
-            flat_logits[0, start : start + n], padded_logits[row, :n], atol=1e-4, rtol=1e-4
-        )
-        start += n
-    assert (flat["labels"] != IGNORE).sum() == (padded["labels"] != IGNORE).sum()
+        padded_logits = model(
+            input_ids=padded_batch["input_ids"], attention_mask=padded_batch["attention_mask"]
+        ).logits
+    row = 0
+    for block_index, block in enumerate(pair):
+        start = 0
+        for example in block["examples"]:
+            n = len(example["input_ids"])
+            torch.testing.assert_close(
+                packed_logits[block_index, start : start + n],
+                padded_logits[row, :n],
+                atol=1e-4,
+                rtol=1e-4,
+            )
+            start += n
+            row += 1
 
 
 # ---- events and checkpoints ----

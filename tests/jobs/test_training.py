@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 
 import pytest
 
 from accounts import roles
-from datasets_app.services import dataset_create
 from jobs.models import Job, JobAttempt, JobMetric, ModelVersion
 from tests.conftest import api_as, wait_until
 
-ROWS = [
-    {
-        "instruction": "把下面的句子翻译成英文",
-        "input": f"第{i}号病人今天出院。",
-        "output": f"Patient number {i} was discharged today.",
-    }
-    for i in range(48)
-]
 FAST = {
     "max_seq_length": 64,
     "per_device_train_batch_size": 4,
@@ -29,30 +19,6 @@ FAST = {
     "eval_ratio": 0.1,
     "precision": "fp32",
 }
-
-
-@pytest.fixture
-def demo_model(db, settings, tmp_path_factory):
-    from jobs.services import demo_model_ensure
-
-    settings.HEARTH_MODELS_DIR = tmp_path_factory.getbasetemp() / "models"
-    return demo_model_ensure()
-
-
-@pytest.fixture
-def scientist_data(make_user):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    user = make_user("trainer", roles.DATA_SCIENTIST)
-    dataset = dataset_create(owner=user, name="discharge translations")
-    content = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS).encode()
-    response = api_as(user).post(
-        f"/api/v1/datasets/{dataset.pk}/versions/",
-        {"file": SimpleUploadedFile("t.jsonl", content)},
-        format="multipart",
-    )
-    assert response.status_code == 201, response.content
-    return user, response.json()["id"]
 
 
 def submit(user, model, version_id, **params):
@@ -240,3 +206,28 @@ def _gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_queued_job_survives_a_redis_restart(
+    demo_model, scientist_data, redis_url, celery_app_on, transactional_db, request, settings
+):
+    """Messages lost with Redis (no persistence) are re-sent; the database is the truth."""
+    from datetime import timedelta
+
+    import redis
+
+    from jobs.training import redispatch_stale_queued
+
+    settings.REDIS_URL = redis_url
+    user, version = scientist_data
+    job_id = submit(user, demo_model, version, max_steps=2).json()["id"]
+    client = redis.Redis.from_url(redis_url)
+    assert client.llen("gpu") == 1
+    client.flushall()  # what a restart without persistence does to the queue
+    assert redispatch_stale_queued(older_than=timedelta(0)) == 1
+    assert client.llen("gpu") == 1
+    request.getfixturevalue("worker_process")
+    job = wait_final(job_id)
+    assert job.status == "succeeded", job.error
