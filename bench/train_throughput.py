@@ -79,12 +79,12 @@ def words(rng: random.Random, count: int) -> str:
     return "".join(parts).strip()
 
 
-def make_rows(count: int, seed: int) -> list[dict[str, str]]:
+def make_rows(count: int, seed: int, answer_words: int = 40) -> list[dict[str, str]]:
     rng = random.Random(seed)  # noqa: S311 (reproducible synthetic data)
     rows = []
     for _ in range(count):
         # Log-normal: most answers short, a long tail up to (and past) max_seq_length.
-        answer = max(1, int(rng.lognormvariate(math.log(40), 1.0)))
+        answer = max(1, int(rng.lognormvariate(math.log(answer_words), 1.0)))
         rows.append(
             {
                 "instruction": rng.choice(INSTRUCTIONS),
@@ -271,6 +271,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=600)
     parser.add_argument("--max-seq-length", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--answer-words", type=int, default=40, help="median answer length")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plain-script", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -283,7 +284,7 @@ def main() -> None:
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     with tempfile.TemporaryDirectory(prefix="hearth-train-bench-") as tmp:
         work = Path(tmp)
-        rows = make_rows(args.examples, args.seed)
+        rows = make_rows(args.examples, args.seed, args.answer_words)
         (work / "data.jsonl").write_text(
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8"
         )

@@ -169,6 +169,12 @@ class Job(models.Model):
     def is_final(self) -> bool:
         return self.status in self.FINAL
 
+    @property
+    def duration(self):
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
 
 class JobTransition(models.Model):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="transitions")

@@ -20,14 +20,33 @@ from .training import PRESETS, training_submit
 
 @login_required
 def job_list(request):
-    """Jobs the user may see, and the queues and workers that serve them."""
-    jobs = jobs_for(user=request.user)
-    if request.GET.get("kind"):
-        jobs = jobs.filter(kind=request.GET["kind"])
+    """Jobs the user may see (filters: kind, status, owner, base model, dataset), and the
+    queues and workers that serve them."""
+    jobs = jobs_for(user=request.user).select_related("base_model")
+    filters = {
+        "kind": "kind",
+        "status": "status",
+        "owner": "owner__username",
+        "base_model": "base_model_id",
+        "dataset": "dataset_version__dataset_id",
+    }
+    for param, lookup in filters.items():
+        if request.GET.get(param):
+            jobs = jobs.filter(**{lookup: request.GET[param]})
+    queued = list(
+        Job.objects.filter(status=Job.Status.QUEUED)
+        .order_by("created_at")
+        .values_list("pk", flat=True)
+    )
+    jobs = list(jobs[:200])
+    for job in jobs:
+        job.queue_position = queued.index(job.pk) + 1 if job.pk in queued else None
     context = {
-        "jobs": jobs[:100],
+        "jobs": jobs,
         "workers": worker_list(user=request.user),
         "kinds": Job.Kind.choices,
+        "statuses": Job.Status.choices,
+        "selected": request.GET,
     }
     return render(request, "jobs/job_list.html", context)
 

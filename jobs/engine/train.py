@@ -194,6 +194,7 @@ def _run(spec: TrainSpec, writer: EventWriter, stop: _Stop) -> int:
     if data.eval is not None and events.last_eval.get("step") != trainer.state.global_step:
         trainer.evaluate()  # the model version's metrics describe the final weights
 
+    trainer.flush_token_count()
     _save(trainer, spec, tokenizer)
     metrics = {
         "train_loss": result.training_loss,
@@ -242,6 +243,9 @@ def _training_arguments(spec: TrainSpec, precision: str, *, has_eval: bool) -> T
         remove_unused_columns=False,  # our datasets are lists of token ids, not columns
         ddp_find_unused_parameters=False,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # Without it, accelerate sets up torchrun's CPU processes but leaves them undistributed
+        # (each rank would train alone).
+        use_cpu=not torch.cuda.is_available(),
         deepspeed=_deepspeed_config(spec) if spec.deepspeed_stage else None,
         report_to="none",
         disable_tqdm=True,
@@ -449,7 +453,14 @@ class _Trainer(Trainer):
 
     Trainer's own "non_padding" count needs an attention mask, which packed rows cannot carry
     (it would hide the example boundaries), and otherwise counts ids != pad_id, which misses
-    real tokens whose id is the pad id (pad == eos in many tokenizers)."""
+    real tokens whose id is the pad id (pad == eos in many tokenizers). The count stays on the
+    device until a step that logs, saves or evaluates: reading it every micro-batch would make
+    the host wait for the GPU each time."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending_tokens: torch.Tensor | None = None
+        self.add_callback(_FlushTokenCount(self))
 
     def training_step(
         self,
@@ -457,10 +468,31 @@ class _Trainer(Trainer):
         inputs: dict[str, torch.Tensor],
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor:
-        count = real_tokens(inputs).to(self.args.device)
-        # Summed over ranks (one small collective per micro-batch, as Trainer's own count does).
-        self.state.num_input_tokens_seen += int(self.accelerator.gather(count).sum())
+        count = real_tokens(inputs)
+        self._pending_tokens = (
+            count if self._pending_tokens is None else self._pending_tokens + count
+        )
         return super().training_step(model, inputs, num_items_in_batch)
+
+    def flush_token_count(self) -> None:
+        """Add the tokens counted since the last flush, summed over ranks (a collective: every
+        rank calls it at the same steps)."""
+        if self._pending_tokens is not None:
+            pending = self._pending_tokens.to(self.args.device)
+            self.state.num_input_tokens_seen += int(self.accelerator.gather(pending).sum())
+            self._pending_tokens = None
+
+
+class _FlushTokenCount(TrainerCallback):
+    def __init__(self, trainer: _Trainer) -> None:
+        self.trainer = trainer
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        # DefaultFlowCallback, called first, has set these flags for this step on every rank.
+        if control.should_log or control.should_save or control.should_evaluate:
+            self.trainer.flush_token_count()
 
 
 class _StopCallback(TrainerCallback):

@@ -132,6 +132,21 @@ def test_submit_train_store_and_generate(
     assert ("adapter_model.safetensors" in names) == (method == "lora")
     assert not any(name.endswith(".bin") for name in names)
     assert _load_and_generate(version_obj, tmp_path).startswith("第3号病人")
+    card = next(f for f in version_obj.files if f["name"] == "hearth_model_card.json")
+    download = api.get(
+        f"/api/v1/model-versions/{version_obj.pk}/download/?file=hearth_model_card.json"
+    )
+    content = b"".join(download.streaming_content)
+    import hashlib
+
+    assert hashlib.sha256(content).hexdigest() == card["sha256"]
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(user)
+    page = browser.get(f"/models/versions/{version_obj.pk}/").content.decode()
+    assert "hearth_model_card.json" in page and demo_model.name in page
+    assert version_obj.name in browser.get("/models/").content.decode()
     assert version_obj.card.get("data_sha256") or version_obj.card.get("spec")
 
 
@@ -231,3 +246,24 @@ def test_queued_job_survives_a_redis_restart(
     request.getfixturevalue("worker_process")
     job = wait_final(job_id)
     assert job.status == "succeeded", job.error
+
+
+@pytest.mark.django_db
+def test_job_list_filters_queue_positions_and_compare(demo_model, scientist_data, make_user):
+    from django.test import Client
+
+    user, version = scientist_data
+    first = submit(user, demo_model, version, max_steps=1).json()["id"]
+    second = submit(user, demo_model, version, max_steps=2, learning_rate=5e-4).json()["id"]
+    client = Client()
+    client.force_login(user)
+    page = client.get("/jobs/?status=queued&kind=training").content.decode()
+    assert "#1 in queue" in page and "#2 in queue" in page
+    assert client.get("/jobs/?status=succeeded").content.decode().count("in queue") == 0
+    compare = client.get(f"/jobs/compare/?ids={first},{second}")
+    assert compare.status_code == 200 and 'data-jobs="' in compare.content.decode()
+    stranger = Client()
+    stranger.force_login(make_user("stranger", roles.DATA_SCIENTIST))
+    assert stranger.get(f"/jobs/compare/?ids={first},{second}").status_code == 404
+    assert stranger.get(f"/jobs/{first}/").status_code == 404
+    assert api_as(user).get(f"/api/v1/jobs/{second}/").json()["queue_position"] == 2
