@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -88,6 +89,49 @@ def base_model_register_local(
             obj=model,
             actor_username="" if actor else "system",
             details=info,
+        )
+    return model
+
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def base_model_register(
+    *,
+    actor,
+    name: str,
+    source: str,
+    location: str,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+) -> BaseModel:
+    """Register a base model: a local folder (validated now) or a hub id (fetched by the worker
+    where the site has internet). The risky switches are recorded in the audit trail."""
+    if source == BaseModel.Source.LOCAL:
+        return base_model_register_local(
+            name=name,
+            path=Path(location),
+            actor=actor,
+            allow_pickle=allow_pickle,
+            trust_remote_code=trust_remote_code,
+        )
+    if not HUB_ID.match(location):
+        raise ValidationError({"location": "A hub id looks like organisation/model-name."})
+    if BaseModel.objects.filter(name=name).exists():
+        raise ValidationError({"name": "A base model with this name already exists."})
+    with transaction.atomic():
+        model = BaseModel.objects.create(
+            name=name,
+            source=source,
+            location=location,
+            trust_remote_code=trust_remote_code,
+            owner=actor,
+        )
+        record(
+            action="jobs.basemodel.register",
+            actor=actor,
+            obj=model,
+            details={"source": source, "trust_remote_code": trust_remote_code},
         )
     return model
 

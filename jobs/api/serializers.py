@@ -154,3 +154,13 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
     def get_files(self, version) -> list[dict]:
         return [{k: f[k] for k in ("name", "size", "sha256")} for f in version.files]
+
+
+class BaseModelRegisterSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    source = serializers.ChoiceField(choices=BaseModel.Source.choices, default="local")
+    location = serializers.CharField(
+        max_length=1000, help_text="A folder on the workers' shared disk, or a hub id (org/name)."
+    )
+    allow_pickle = serializers.BooleanField(default=False)
+    trust_remote_code = serializers.BooleanField(default=False)

@@ -11,9 +11,10 @@ from datasets_app import storage
 from datasets_app.models import Dataset, DatasetVersion
 
 from ..models import BaseModel, Job, JobLog, JobMetric, ModelVersion, Worker
-from ..services import job_cancel
+from ..services import base_model_register, job_cancel
 from ..training import training_retry, training_submit
 from .serializers import (
+    BaseModelRegisterSerializer,
     BaseModelSerializer,
     JobSerializer,
     LogSerializer,
@@ -27,10 +28,20 @@ PAGE = 1000
 
 
 class BaseModelViewSet(RestrictedReadOnlyViewSet):
-    """Registered base models (registration by API arrives with training jobs)."""
+    """Registered base models. POST registers one (needs `add_basemodel`: Admin by default):
+    a local folder is validated (config, tokenizer, safetensors weights); pickle weights and
+    remote code are refused unless explicitly allowed."""
 
     model = BaseModel
     serializer_class = BaseModelSerializer
+    http_method_names = ["get", "post", "head", "options"]
+
+    @extend_schema(request=BaseModelRegisterSerializer, responses={201: BaseModelSerializer})
+    def create(self, request):
+        payload = BaseModelRegisterSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        model = base_model_register(actor=request.user, **payload.validated_data)
+        return Response(BaseModelSerializer(model).data, status=status.HTTP_201_CREATED)
 
 
 class WorkerViewSet(RestrictedReadOnlyViewSet):

@@ -267,3 +267,24 @@ def test_job_list_filters_queue_positions_and_compare(demo_model, scientist_data
     assert stranger.get(f"/jobs/compare/?ids={first},{second}").status_code == 404
     assert stranger.get(f"/jobs/{first}/").status_code == 404
     assert api_as(user).get(f"/api/v1/jobs/{second}/").json()["queue_position"] == 2
+
+
+@pytest.mark.django_db
+def test_register_base_models_by_path_or_hub_id(make_user, demo_model, tmp_path):
+    admin = make_user("platform-admin", roles.ADMIN)
+    scientist = make_user("ds", roles.DATA_SCIENTIST)
+    url = "/api/v1/base-models/"
+    local = {"name": "copy", "source": "local", "location": demo_model.location}
+    assert api_as(scientist).post(url, local, format="json").status_code == 403
+    created = api_as(admin).post(url, local, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["architecture"] == "Qwen2ForCausalLM"
+    assert created.json()["parameter_count"] == demo_model.parameter_count
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = api_as(admin).post(url, {**local, "name": "x", "location": str(empty)}, format="json")
+    assert bad.status_code == 400 and "config.json" in bad.json()["fields"]["location"][0]
+    hub = {"name": "r1", "source": "hub", "location": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"}
+    assert api_as(admin).post(url, hub, format="json").status_code == 201
+    wrong = api_as(admin).post(url, {**hub, "name": "r2", "location": "../etc"}, format="json")
+    assert wrong.status_code == 400
