@@ -140,7 +140,7 @@ def run_engine(work: Path, name: str, args: argparse.Namespace, packing: bool) -
         format="alpaca",
         method="full",
         max_seq_length=args.max_seq_length,
-        per_device_train_batch_size=args.batch_size,
+        per_device_train_batch_size=args.batch_size if packing else args.unpacked_batch_size,
         num_train_epochs=1,
         learning_rate=1e-5,
         lr_scheduler_type="constant",
@@ -180,7 +180,8 @@ def run_plain(work: Path, args: argparse.Namespace) -> dict:
             sys.executable,
             __file__,
             *("--plain-script", str(work), "--model-dir", str(args.model_dir)),
-            *("--max-seq-length", str(args.max_seq_length), "--batch-size", str(args.batch_size)),
+            *("--max-seq-length", str(args.max_seq_length)),
+            *("--batch-size", str(args.unpacked_batch_size)),
         ],
         cwd=ROOT,
         check=True,
@@ -271,10 +272,17 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=600)
     parser.add_argument("--max-seq-length", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--unpacked-batch-size",
+        type=int,
+        help="batch size of (b) and (c) (default --batch-size); packing puts several examples "
+        "in a row, so a larger one compares at a similar number of tokens per step",
+    )
     parser.add_argument("--answer-words", type=int, default=40, help="median answer length")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plain-script", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.unpacked_batch_size = args.unpacked_batch_size or args.batch_size
     if args.plain_script:
         plain_script(args.plain_script, args.model_dir, args.max_seq_length, args.batch_size)
         return
@@ -292,7 +300,8 @@ def main() -> None:
             args.model_dir = build_model(work / "model", args.size, args.hidden_size, rows)
         print(
             f"device {device}; {args.examples} examples; max_seq_length {args.max_seq_length}; "
-            f"batch {args.batch_size}; full fine-tune, 1 epoch"
+            f"batch {args.batch_size} (unpacked {args.unpacked_batch_size}); "
+            "full fine-tune, 1 epoch"
         )
         results = {
             "(a) engine, packing": run_engine(work, "packed", args, packing=True),
