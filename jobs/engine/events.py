@@ -4,14 +4,17 @@ Every event is `{"seq", "time", "type", ...}`; `time` is Unix seconds (UTC). Typ
 
     start       spec (summary), world_size, devices, parameters {trainable, total}, max_steps,
                 resumed_from_step (0 on a fresh run), resumed_from (checkpoint path or null)
-    data        examples {train, eval}, skipped, truncated, tokens {train, eval}, label_tokens,
-                max_length, mean_length, format, columns, packing, rows, packing_efficiency
+    data        format, columns (role -> column), records, examples {train, eval}, skipped,
+                truncated, tokens {train, eval}, label_tokens, max_length, mean_length,
+                max_seq_length, length_histogram (8 buckets of max_seq_length / 8), packing,
+                rows (blocks or examples), packing_efficiency (real tokens / token slots)
     step        step, max_steps, epoch, loss, learning_rate, grad_norm, tokens_per_second,
                 samples_per_second, tokens_seen, gpu_memory_mb (CUDA only)
     eval        step, eval_loss, perplexity, eval_runtime
     checkpoint  step, path
     done        output_dir, train_runtime, metrics
-    error       kind ("spec" | "data" | "oom" | "internal"), message, traceback, field (spec only)
+    error       kind ("spec" | "data" | "oom" | "internal"), message, traceback;
+                kind "spec" adds field and errors [{field, message}]
 
 Only global rank 0 writes. Each line goes out in one write() on an O_APPEND descriptor and
 without fsync, so a tailer sees whole lines (a line without its final newline is still being

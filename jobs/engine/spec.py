@@ -278,12 +278,12 @@ class TrainSpec:
         if self.method == "qlora":
             if not cuda:
                 errors.append(("method", "QLoRA (4-bit) needs a CUDA GPU"))
-            elif not _importable("bitsandbytes"):
+            elif not module_available("bitsandbytes"):
                 errors.append(("method", "QLoRA needs the bitsandbytes package on the GPU worker"))
         if self.deepspeed_stage:
             if not cuda:
                 errors.append(("deepspeed_stage", "DeepSpeed ZeRO needs CUDA GPUs"))
-            elif not _importable("deepspeed"):
+            elif not module_available("deepspeed"):
                 errors.append(("deepspeed_stage", "the deepspeed package is not installed"))
         if self.gpus_per_node > max(cuda, 1):
             errors.append(
@@ -324,7 +324,7 @@ def _cuda_bf16() -> bool:
     return torch.cuda.is_bf16_supported()
 
 
-def _importable(module: str) -> bool:
+def module_available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 

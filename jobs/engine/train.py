@@ -45,7 +45,7 @@ from transformers.utils import logging as hf_logging
 
 from .data import DataError, prepare_data, real_tokens
 from .events import EventCallback, EventWriter
-from .spec import SpecError, TrainSpec
+from .spec import SpecError, TrainSpec, module_available
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -296,7 +296,7 @@ def _load_model(spec: TrainSpec, precision: str) -> Any:
             bnb_4bit_compute_dtype=dtypes[precision],
         )
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
-    if dtype != torch.float32 and torch.cuda.is_available() and _importable("flash_attn"):
+    if dtype != torch.float32 and torch.cuda.is_available() and module_available("flash_attn"):
         kwargs["attn_implementation"] = "flash_attention_2"  # varlen kernels for packed rows
     model = AutoModelForCausalLM.from_pretrained(spec.model_dir, **kwargs)
     # No KV cache in training: it is useless there, and with one the attention mask ignores
@@ -430,12 +430,6 @@ def _error_kind(exc: BaseException) -> str:
     if "out of memory" in str(exc).lower():  # torch.OutOfMemoryError and CPU allocator errors
         return "oom"
     return "internal"
-
-
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 def _close_process_group() -> None:
