@@ -88,15 +88,24 @@ def _train(user, model, version, **params):
     return response.json()["id"]
 
 
-@pytest.mark.parametrize("gpus", [1, 2])
-@pytest.mark.parametrize("method", ["lora", "full"])
-def test_gpu_training_through_the_worker(gpu_model, scientist_data, worker_process, gpus, method):
+@pytest.mark.parametrize(
+    ("gpus", "method", "zero"),
+    [(1, "lora", 0), (2, "lora", 0), (1, "full", 0), (2, "full", 0), (2, "full", 2)],
+    ids=["lora-1", "lora-2", "full-1", "full-2", "full-2-zero2"],
+)
+def test_gpu_training_through_the_worker(
+    gpu_model, scientist_data, worker_process, gpus, method, zero
+):
     if torch.cuda.device_count() < gpus:
         pytest.skip(f"needs {gpus} GPUs")
+    if zero:
+        pytest.importorskip("deepspeed")
     from jobs.models import Job
 
     user, version = scientist_data
-    job_id = _train(user, gpu_model, version, method=method, gpus_per_node=gpus)
+    job_id = _train(
+        user, gpu_model, version, method=method, gpus_per_node=gpus, deepspeed_stage=zero
+    )
     wait_until(lambda: Job.objects.get(pk=job_id).is_final, 800, "the GPU job")
     job = Job.objects.get(pk=job_id)
     logs = "\n".join(job.logs.values_list("text", flat=True))
@@ -110,6 +119,7 @@ def test_gpu_training_through_the_worker(gpu_model, scientist_data, worker_proce
             {
                 "gpus": gpus,
                 "method": method,
+                "zero": zero,
                 "model": gpu_model.name,
                 "parameters": gpu_model.parameter_count,
                 "steps": steps.count(),
