@@ -72,9 +72,9 @@ class JobDetailView(RestrictedViewMixin, DetailView):
 
 @login_required
 def base_model_index(request):
-    return render(
-        request, "jobs/base_model_list.html", {"base_models": base_model_list(user=request.user)}
-    )
+    versions = ModelVersion.objects.restrict(request.user, "view").select_related("base_model")
+    context = {"base_models": base_model_list(user=request.user), "model_versions": versions}
+    return render(request, "jobs/base_model_list.html", context)
 
 
 @login_required

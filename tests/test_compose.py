@@ -21,7 +21,12 @@ REQUIRED_SERVICES = ("postgres", "redis", *APP_SERVICES)
 SECRETS = ("SECRET_KEY", "HEARTH_MASTER_KEY", "POSTGRES_PASSWORD")
 REQUIRED = (*SECRETS, "ALLOWED_HOSTS")
 # Read by code, but no business in a production env file.
-UNDOCUMENTED_OK = {"HEARTH_TEST_DATA_DIR"}  # config/settings/test.py only
+UNDOCUMENTED_OK = {
+    "HEARTH_TEST_DATA_DIR",  # config/settings/test.py only
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",  # set by torchrun for the training engine
+}
 
 # `${NAME...}` but not the escaped `$${NAME}`, which the container's shell expands.
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}")

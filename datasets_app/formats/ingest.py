@@ -54,13 +54,14 @@ class _Writer:
             self._buffer.clear()
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """NaN and Infinity are not JSON: they become null (recursively)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
+        return [json_safe(item) for item in value]
     return value
 
 
@@ -69,7 +70,7 @@ def encode_record(record: Mapping[str, Any]) -> tuple[bytes, Mapping[str, Any]]:
     try:
         text = json.dumps(record, ensure_ascii=False, allow_nan=False)
     except ValueError:
-        record = _finite(record)  # rare: only pay for the walk when a NaN is present
+        record = json_safe(record)  # rare: only pay for the walk when a NaN is present
         text = json.dumps(record, ensure_ascii=False, allow_nan=False)
     except TypeError as err:
         raise ValueError(f"a value cannot be stored as JSON: {err}") from err

@@ -34,18 +34,9 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from datasets_app.formats.ingest import json_safe  # Django-free, shared with ingestion
+
 EVENT_TYPES = ("start", "data", "step", "eval", "checkpoint", "done", "error")
-
-
-def _finite(value: Any) -> Any:
-    """NaN/Infinity are not JSON: a diverged loss is reported as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
 
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:
@@ -90,7 +81,7 @@ class EventWriter:
         if self._fd is None:
             return None
         self.seq += 1
-        event = {"seq": self.seq, "time": round(time.time(), 3), "type": type, **_finite(fields)}
+        event = {"seq": self.seq, "time": round(time.time(), 3), "type": type, **json_safe(fields)}
         self._write(json.dumps(event, ensure_ascii=False, allow_nan=False).encode() + b"\n")
         return event
 
