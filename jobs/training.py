@@ -476,7 +476,7 @@ def run_training(job_id: int, hostname: str) -> str:
     except GpusBusy as exc:
         # Not the user's fault: give the job back to the queue for another worker.
         _close_attempt(attempt, JobAttempt.Outcome.LOST, None)
-        _requeue(job.pk, str(exc))
+        _requeue(job.pk, str(exc), delay_seconds=30)
     except Exception as exc:
         logger.exception("training job %s failed", job.pk)
         _close_attempt(attempt, JobAttempt.Outcome.FAILED, exit_code)
@@ -549,7 +549,9 @@ def _store_model(job: Job, output: Path) -> ModelVersion:
 
 
 # -- the reaper (beat) ---------------------------------------------------------------------------
-def _requeue(job_id: int, reason: str) -> None:
+def _requeue(job_id: int, reason: str, *, delay_seconds: int = 0) -> None:
+    """Back to the queue; `delay_seconds` keeps a worker with busy GPUs from taking the job
+    straight back in a tight loop."""
     from .tasks import run_training
 
     if job_transition(
@@ -560,7 +562,7 @@ def _requeue(job_id: int, reason: str) -> None:
         allowed_from={Job.Status.RETRYING},
         message="requeued: resumes from its last checkpoint",
     ):
-        transaction.on_commit(lambda: run_training.delay(job_id))
+        transaction.on_commit(lambda: run_training.apply_async((job_id,), countdown=delay_seconds))
 
 
 def reap_lost_attempts() -> int:

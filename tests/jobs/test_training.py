@@ -288,3 +288,26 @@ def test_register_base_models_by_path_or_hub_id(make_user, demo_model, tmp_path)
     assert api_as(admin).post(url, hub, format="json").status_code == 201
     wrong = api_as(admin).post(url, {**hub, "name": "r2", "location": "../etc"}, format="json")
     assert wrong.status_code == 400
+
+
+def test_gpu_leases_never_share_a_gpu(monkeypatch, settings, tmp_path):
+    """Two GPUs stand in for the hardware (none here); the locks themselves are real flocks."""
+    from jobs import gpus, training
+
+    settings.DATA_DIR = tmp_path
+    fake = [
+        {"index": 0, "name": "H200", "memory_mib": 1},
+        {"index": 1, "name": "H200", "memory_mib": 1},
+    ]
+    monkeypatch.setattr(gpus, "detect_gpus", lambda: fake)
+    with training.GpuLease(1) as first:
+        assert first.indices == [0]
+        with training.GpuLease(1) as second:
+            assert second.indices == [1]
+            with pytest.raises(training.GpusBusy):
+                training.GpuLease(1).__enter__()
+        with training.GpuLease(1) as third:
+            assert third.indices == [1]  # released by `second`
+    with training.GpuLease(2) as both:
+        assert both.indices == [0, 1]
+    assert training.GpuLease(0).__enter__().indices == []
