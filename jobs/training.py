@@ -205,8 +205,10 @@ def training_retry(*, job: Job, actor) -> Job:
 
 
 # -- the worker side ------------------------------------------------------------------------------
-def job_dir(job_id: int) -> Path:
-    folder = Path(settings.DATA_DIR) / "jobs" / str(job_id)
+def job_dir(job: Job) -> Path:
+    """The job's checkpoints and event file, kept across attempts. Named by id *and* submit
+    time: ids can repeat after a database reset, and a new job must never resume another's."""
+    folder = Path(settings.DATA_DIR) / "jobs" / f"{job.pk}-{job.created_at:%Y%m%d%H%M%S%f}"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     return folder
 
@@ -424,7 +426,7 @@ def run_training(job_id: int, hostname: str) -> str:
     if job is None:
         return "skipped"
     attempt = _open_attempt(job, hostname)
-    folder = job_dir(job.pk)
+    folder = job_dir(job)
     wanted = int(job.params.get("gpus_per_node", 1)) if _has_gpus() else 0
     exit_code: int | None = None
     try:
@@ -490,7 +492,7 @@ def run_training(job_id: int, hostname: str) -> str:
             outcome="error" if job.status == Job.Status.FAILED else "allowed",
         )
     if job.status == Job.Status.SUCCEEDED:
-        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)  # metrics are in the database now
     return job.status
 
 

@@ -311,3 +311,18 @@ def test_gpu_leases_never_share_a_gpu(monkeypatch, settings, tmp_path):
     with training.GpuLease(2) as both:
         assert both.indices == [0, 1]
     assert training.GpuLease(0).__enter__().indices == []
+
+
+@pytest.mark.django_db
+def test_a_reused_job_id_never_resumes_another_jobs_checkpoints(demo_model, scientist_data):
+    """Ids can repeat after a database reset; the job folder is keyed by submit time too."""
+    from datetime import timedelta
+
+    from jobs.training import job_dir
+
+    user, version = scientist_data
+    job = Job.objects.get(pk=submit(user, demo_model, version, max_steps=1).json()["id"])
+    first = job_dir(job)
+    (first / "events.jsonl").write_text('{"seq": 1, "type": "step", "step": 99}\n')
+    job.created_at += timedelta(seconds=1)  # the same id, submitted at another time
+    assert job_dir(job) != first and not (job_dir(job) / "events.jsonl").exists()
