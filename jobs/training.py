@@ -506,6 +506,12 @@ def _store_model(job: Job, output: Path) -> ModelVersion:
     """Encrypt every file of the engine's output folder into the store; register the version."""
     import hashlib
 
+    adapter_config = output / "adapter_config.json"
+    if adapter_config.exists():
+        # The engine records the worker's absolute model path; store the registry name instead.
+        config = json.loads(adapter_config.read_text())
+        config["base_model_name_or_path"] = job.base_model.name
+        adapter_config.write_text(json.dumps(config, indent=2))
     files = []
     for path in sorted(p for p in output.rglob("*") if p.is_file()):
         relative = path.relative_to(output).as_posix()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -132,6 +133,9 @@ def test_submit_train_store_and_generate(
     assert ("adapter_model.safetensors" in names) == (method == "lora")
     assert not any(name.endswith(".bin") for name in names)
     assert _load_and_generate(version_obj, tmp_path).startswith("第3号病人")
+    if method == "lora":  # no worker path leaks into the stored adapter
+        adapter = json.loads((tmp_path / "model" / "adapter_config.json").read_text())
+        assert adapter["base_model_name_or_path"] == demo_model.name
     card = next(f for f in version_obj.files if f["name"] == "hearth_model_card.json")
     download = api.get(
         f"/api/v1/model-versions/{version_obj.pk}/download/?file=hearth_model_card.json"
