@@ -210,13 +210,25 @@ def test_dead_worker_job_resumes_from_checkpoint(
         .order_by("step")
         .values_list("step", flat=True)
     )
-    assert steps == list(range(1, 41))  # continuous, no duplicates, no offsets
+    # continuous, no duplicates, no offsets
+    assert steps == list(range(1, 41)), _resume_diagnostics(job)
     resumed_from = [
         line
         for line in job.logs.values_list("text", flat=True)
         if "checkpoint" in line.lower() and "resum" in line.lower()
     ]
     assert resumed_from, "the second attempt should resume from a checkpoint"
+
+
+def _resume_diagnostics(job: Job) -> str:
+    """What a failed continuity check needs to be understood: the metric rows past the end,
+    the attempts, the transitions and the engine's own log."""
+    extra = JobMetric.objects.filter(job=job, kind="step", step__gt=job.params["max_steps"])
+    lines = [f"steps past max_steps: {[(m.step, m.seq, m.data) for m in extra]}"]
+    lines += [f"attempt {a.number} {a.worker} {a.outcome} pid {a.pid}" for a in job.attempts.all()]
+    lines += [f"transition {t}" for t in job.transitions.all()]
+    lines += list(job.logs.values_list("text", flat=True))[-120:]
+    return "\n".join(lines)
 
 
 def _gone(pid: int) -> bool:
