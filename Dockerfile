@@ -62,6 +62,7 @@ COPY . /app
 # never in the image's environment or history of ENV/ARG (the key is 32 zero bytes, base64).
 RUN SECRET_KEY="collectstatic-only-throwaway-value-not-a-real-secret" \
     HEARTH_MASTER_KEY="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" \
+    HEARTH_AUDIT_KEY="collectstatic-only-throwaway-audit-key" \
     DATABASE_URL="sqlite:////tmp/collectstatic.sqlite3" \
     REDIS_URL="redis://127.0.0.1:6379/0" \
     DJANGO_SETTINGS_MODULE=config.settings.production \

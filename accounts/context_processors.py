@@ -15,6 +15,8 @@ def navigation(request) -> dict:
     ]
     if user.has_perm("audit.view_auditevent"):
         items.append(("audit", _("Audit"), reverse("audit:list")))
+    if user.has_perm("auth.view_user"):  # Admin; Auditor read-only
+        items.append(("access", _("Users & roles"), reverse("accounts:users")))
     if user.is_staff:
         items.append(("admin", _("Admin"), reverse("admin:index")))
     return {"nav_items": items}

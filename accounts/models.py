@@ -45,3 +45,60 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None and self.expires_at > timezone.now() and self.user.is_active
+
+
+class Role(models.Model):
+    """A global role: a Django group whose model permissions apply to every object of a type.
+
+    Built-in roles (Admin, Data Scientist, Auditor, Viewer) are created by migrations and cannot
+    be edited or deleted; admins compose custom roles from permissions. The name lives on the
+    group (one source of truth, unique across roles and teams).
+    """
+
+    group = models.OneToOneField(
+        "auth.Group", on_delete=models.CASCADE, related_name="role", verbose_name=_("group")
+    )
+    description = models.TextField(_("description"), blank=True)
+    builtin = models.BooleanField(_("built-in"), default=False, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-builtin", "group__name"]
+        verbose_name = _("role")
+        verbose_name_plural = _("roles")
+        default_permissions = ()  # administered through auth.*_group (Admin)
+
+    def __str__(self) -> str:
+        return self.group.name
+
+    @property
+    def name(self) -> str:
+        return self.group.name
+
+
+class Team(models.Model):
+    """A team of users. Its group never holds global permissions: objects are shared with it
+    per object (guardian group grants), so members see what the team was given, nothing more."""
+
+    group = models.OneToOneField(
+        "auth.Group", on_delete=models.CASCADE, related_name="team", verbose_name=_("group")
+    )
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["group__name"]
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+        default_permissions = ()  # administered through auth.*_group (Admin)
+
+    def __str__(self) -> str:
+        return self.group.name
+
+    @property
+    def name(self) -> str:
+        return self.group.name
+
+    @property
+    def members(self):
+        return self.group.user_set.all()

@@ -30,8 +30,9 @@ def user_can(user, action: str, obj: models.Model) -> bool:
     return getattr(obj, "owner_id", None) == user.pk and action in OWNER_ACTIONS
 
 
-# What an owner may always do with their own object; sharing and raw access are explicit grants.
-OWNER_ACTIONS = frozenset({"view", "change", "delete", "cancel"})
+# What an owner may always do with their own object (train on their dataset, download their
+# model); raw access is an explicit grant. Owners may also share (accounts.sharing).
+OWNER_ACTIONS = frozenset({"view", "use", "change", "delete", "cancel"})
 
 
 class RestrictedQuerySet(models.QuerySet):

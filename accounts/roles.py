@@ -7,6 +7,8 @@ object by the permission funnel (`accounts.restrict`).
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+
 ADMIN, DATA_SCIENTIST, AUDITOR, VIEWER = "Admin", "Data Scientist", "Auditor", "Viewer"
 HEARTH_APPS = ("accounts", "audit", "datasets_app", "jobs")
 
@@ -42,13 +44,56 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     VIEWER: ("jobs.view_basemodel",),
 }
 
+# Shown translated in the UI; the English text is also stored on the Role row (for the API).
+ROLE_DESCRIPTIONS = {
+    ADMIN: _("Everything: every object, users, roles, teams, sharing and the audit log."),
+    DATA_SCIENTIST: _(
+        "Creates datasets and jobs; sees what they own and what is shared with them."
+    ),
+    AUDITOR: _("Reads everything and the audit log; no changes, no raw sensitive values."),
+    VIEWER: _("Sees only what is shared with them."),
+}
+
+# Object permissions that sharing needs but whose models do not declare them in Meta (owned by
+# other apps). Created here, like Django creates Meta permissions: in a migration and after
+# every migrate (a test-database flush removes them otherwise).
+EXTRA_PERMISSIONS: dict[tuple[str, str], tuple[tuple[str, object], ...]] = {
+    ("jobs", "job"): (("manage_job", _("Can share the job")),),
+    ("jobs", "modelversion"): (
+        ("use_modelversion", _("Can download and use the model version")),
+        ("manage_modelversion", _("Can share the model version")),
+    ),
+}
+
+
+def ensure_extra_permissions(apps) -> None:
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    Permission = apps.get_model("auth", "Permission")
+    for (app_label, model), perms in EXTRA_PERMISSIONS.items():
+        content_type, _created = ContentType.objects.get_or_create(app_label=app_label, model=model)
+        for codename, name in perms:
+            Permission.objects.get_or_create(
+                content_type=content_type, codename=codename, defaults={"name": str(name)}
+            )
+
 
 def sync_roles(apps) -> None:
-    """Create the role groups and grant their permissions (additive: never removes a grant)."""
+    """Create the role groups and grant their permissions (additive: never removes a grant),
+    and mark them as built-in roles once the Role model exists (not yet in migration 0002)."""
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
+    try:
+        Role = apps.get_model("accounts", "Role")
+    except LookupError:
+        Role = None
+    ensure_extra_permissions(apps)
     for role, perms in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=role)
+        group, _created = Group.objects.get_or_create(name=role)
+        if Role is not None:
+            Role.objects.update_or_create(
+                group=group,
+                defaults={"builtin": True, "description": str(ROLE_DESCRIPTIONS[role])},
+            )
         wanted = Permission.objects.none()
         for perm in perms:
             if perm == "*":

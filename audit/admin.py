@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import AuditEvent
+from .models import AuditCheckpoint, AuditEvent
 
 
 class ReadOnlyAdminMixin:
@@ -20,6 +20,21 @@ class ReadOnlyAdminMixin:
 class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: the audit trail is append-only."""
 
-    list_display = ["created_at", "actor_username", "action", "object_type", "object_id", "outcome"]
+    list_display = [
+        "position",
+        "created_at",
+        "actor_username",
+        "action",
+        "object_type",
+        "object_id",
+        "outcome",
+    ]
     list_filter = ["outcome", "action"]
     search_fields = ["actor_username", "action", "object_repr", "request_id"]
+
+
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Where retention cut the chain; written only by the archive task."""
+
+    list_display = ["created_at", "archive_name", "first_position", "last_position", "count"]

@@ -7,4 +7,4 @@ class AuditConfig(AppConfig):
     verbose_name = _("Audit")
 
     def ready(self) -> None:
-        from . import celery_context, signals  # noqa: F401  (connects receivers)
+        from . import celery_context, checks, signals  # noqa: F401  (connects receivers, checks)

@@ -1,6 +1,7 @@
 import re
 
 from . import context
+from .services import close_denial_scope, open_denial_scope
 
 # Accept a caller's id (a proxy or an integration correlating its own logs) only if it is sane.
 _VALID_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
@@ -11,7 +12,9 @@ def _client_ip(request) -> str | None:
 
 
 class RequestIdMiddleware:
-    """Give every request an id (`X-Request-ID`), visible to audit records and in the response."""
+    """Give every request an id (`X-Request-ID`), visible to audit records and in the response,
+    and a denial scope: denials recorded in a transaction that then rolls back (ATOMIC_REQUESTS,
+    DRF's set_rollback on errors) are written once the view is done."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -27,9 +30,13 @@ class RequestIdMiddleware:
                 user_agent=request.META.get("HTTP_USER_AGENT", "")[:512],
             )
         )
+        scope = open_denial_scope()
         try:
             response = self.get_response(request)
         finally:
-            context.deactivate(token)
+            try:
+                close_denial_scope(scope)
+            finally:
+                context.deactivate(token)
         response["X-Request-ID"] = request_id
         return response

@@ -4,4 +4,7 @@ from . import views
 
 app_name = "audit"
 
-urlpatterns = [path("", views.audit_list, name="list")]
+urlpatterns = [
+    path("", views.audit_list, name="list"),
+    path("verify/", views.audit_verify_page, name="verify"),
+]

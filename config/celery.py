@@ -25,5 +25,9 @@ app.conf.beat_schedule = {
     "prune-stopped-workers": {"task": "jobs.tasks.prune_workers", "schedule": 3600.0},
     "reap-lost-jobs": {"task": "jobs.tasks.reap", "schedule": 10.0},
     "purge-deleted-datasets": {"task": "datasets_app.tasks.purge_deleted", "schedule": 3600.0},
+    "archive-expired-audit-events": {
+        "task": "audit.tasks.archive_expired",
+        "schedule": 24 * 3600.0,
+    },
 }
 app.autodiscover_tasks()

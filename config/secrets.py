@@ -37,3 +37,8 @@ def new_secret_key() -> str:
 def new_master_key() -> str:
     """A 256-bit key for AES-256-GCM envelope encryption, base64-encoded."""
     return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def new_audit_key() -> str:
+    """The HMAC key of the audit trail's hash chain: 384 random bits, URL-safe text."""
+    return secrets.token_urlsafe(48)

@@ -11,6 +11,7 @@ from django.views.generic.edit import DeleteView
 
 from accounts.mixins import RestrictedViewMixin
 from accounts.restrict import user_can
+from audit.selectors import object_history
 from audit.services import record, record_denied
 from jobs.selectors import base_model_list
 
@@ -44,6 +45,7 @@ class DatasetDetailView(RestrictedViewMixin, DetailView):
             can_change=user_can(user, "change", self.object),
             can_delete=user_can(user, "delete", self.object),
             max_upload_bytes=settings.HEARTH_MAX_UPLOAD_BYTES,
+            history=object_history(user=user, obj=self.object),
             **kwargs,
         )
 

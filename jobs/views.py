@@ -8,6 +8,7 @@ from django.views.generic import DetailView
 
 from accounts.mixins import RestrictedViewMixin
 from accounts.restrict import user_can
+from audit.selectors import object_history
 from audit.services import record_denied
 from datasets_app.models import Dataset, DatasetVersion
 
@@ -66,6 +67,7 @@ class JobDetailView(RestrictedViewMixin, DetailView):
             and not self.object.is_final,
             can_retry=self.object.kind == Job.Kind.TRAINING
             and user_can(self.request.user, "change", self.object),
+            history=object_history(user=self.request.user, obj=self.object),
             **kwargs,
         )
 
@@ -136,3 +138,12 @@ class ModelVersionDetailView(RestrictedViewMixin, DetailView):
 
     def get_base_queryset(self):
         return ModelVersion.objects.select_related("base_model", "job", "dataset_version__dataset")
+
+    def get_context_data(self, **kwargs):
+        # Downloading the weights needs `use` (API: model-versions/{id}/download/).
+        can_download = user_can(self.request.user, "use", self.object)
+        return super().get_context_data(
+            can_download=can_download,
+            history=object_history(user=self.request.user, obj=self.object),
+            **kwargs,
+        )

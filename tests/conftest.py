@@ -258,3 +258,7 @@ def scientist_data(make_user):
     )
     assert response.status_code == 201, response.content
     return user, response.json()["id"]
+
+
+# The permission matrix's world (every kind of object and actor), shared with other suites.
+from tests.matrix_world import world  # noqa: E402, F401

@@ -1,6 +1,6 @@
 from rest_framework.routers import DefaultRouter
 
-from accounts.api.views import ApiTokenViewSet
+from accounts.api.views import ApiTokenViewSet, RoleViewSet, TeamViewSet, UserViewSet
 from audit.api.views import AuditEventViewSet
 from datasets_app.api.views import DatasetVersionViewSet, DatasetViewSet
 from jobs.api.views import BaseModelViewSet, JobViewSet, ModelVersionViewSet, WorkerViewSet
@@ -14,5 +14,8 @@ router.register("base-models", BaseModelViewSet, basename="base-model")
 router.register("model-versions", ModelVersionViewSet, basename="model-version")
 router.register("workers", WorkerViewSet, basename="worker")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
+router.register("users", UserViewSet, basename="user")
+router.register("roles", RoleViewSet, basename="role")
+router.register("teams", TeamViewSet, basename="team")
 
 urlpatterns = router.urls

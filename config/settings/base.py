@@ -1,5 +1,6 @@
 """Settings shared by every environment. Values come from the environment (django-environ)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -27,6 +28,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "axes",
     "accounts",
     "audit",
     "datasets_app",
@@ -45,6 +47,8 @@ MIDDLEWARE = [
     "accounts.middleware.UserTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused for too many failures into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -89,6 +93,8 @@ DATABASES = {"default": _database(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses logins locked out for repeated failures before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -110,6 +116,18 @@ LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_AGE = env.int("HEARTH_SESSION_SECONDS", default=8 * 3600)
 SESSION_SAVE_EVERY_REQUEST = True  # inactivity timeout, not absolute
+
+# Login throttling (django-axes): a user name is locked out from one address after N failures,
+# for the cool-off time. Other users, and the same user elsewhere, are not affected.
+AXES_FAILURE_LIMIT = env.int("HEARTH_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("HEARTH_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# A fixed cool-off from the lockout; attempts during it are refused without extending it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_ip"  # the address the audit log records
+AXES_VERBOSE = False
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
@@ -150,6 +168,19 @@ HEARTH_MAX_UPLOAD_BYTES = env.int("HEARTH_MAX_UPLOAD_BYTES", default=2 * 1024**3
 HEARTH_PREVIEW_ROWS = 20
 # Soft-deleted datasets stay restorable this long, then their files are purged.
 HEARTH_DATASET_RETENTION_DAYS = env.int("HEARTH_DATASET_RETENTION_DAYS", default=30)
+# Audit trail: the key of its hash chain (HMAC-SHA256), kept out of the database so that
+# database write access alone cannot rewrite history; and how long events stay in the database
+# before they move to encrypted archives (never less than 180 days: audit.retention).
+HEARTH_AUDIT_KEY = env("HEARTH_AUDIT_KEY", default="")
+HEARTH_AUDIT_KEY_FILE = env("HEARTH_AUDIT_KEY_FILE", default="")
+HEARTH_AUDIT_RETENTION_DAYS = env.int("HEARTH_AUDIT_RETENTION_DAYS", default=365)
+if HEARTH_AUDIT_RETENTION_DAYS < 180:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"HEARTH_AUDIT_RETENTION_DAYS must be at least 180 (got {HEARTH_AUDIT_RETENTION_DAYS})."
+    )
+HEARTH_AUDIT_ARCHIVE_DIR = DATA_DIR / "audit-archive"
 
 # Uploads stream in 1 MiB chunks to a private 0700 folder, never whole into memory.
 FILE_UPLOAD_HANDLERS = ["datasets_app.uploads.LimitedUploadHandler"]
@@ -210,5 +241,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("HEARTH_LOG_LEVEL", default="INFO").upper()},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes logs every successful login at INFO (the audit log has them); lockouts are WARNING.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

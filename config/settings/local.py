@@ -1,6 +1,6 @@
 """Embedded default: one machine, SQLite and secrets in the data directory."""
 
-from config.secrets import new_master_key, new_secret_key, read_or_create
+from config.secrets import new_audit_key, new_master_key, new_secret_key, read_or_create
 
 from .base import *  # noqa: F403
 from .base import DATA_DIR, env
@@ -11,6 +11,9 @@ SECRET_KEY = env("SECRET_KEY", default="") or read_or_create(
 if not (HEARTH_MASTER_KEY or HEARTH_MASTER_KEY_FILE):  # noqa: F405
     HEARTH_MASTER_KEY_FILE = str(DATA_DIR / "keys" / "master.key")
     read_or_create(DATA_DIR / "keys" / "master.key", new_master_key)
+if not (HEARTH_AUDIT_KEY or HEARTH_AUDIT_KEY_FILE):  # noqa: F405
+    HEARTH_AUDIT_KEY_FILE = str(DATA_DIR / "keys" / "audit.key")
+    read_or_create(DATA_DIR / "keys" / "audit.key", new_audit_key)
 
 # The launcher writes the URL of the Redis it started, so `manage.py` commands run beside a
 # running platform find it too.

@@ -1,11 +1,21 @@
 """Production: every secret from the environment; refuses to start on unsafe defaults."""
 
+from pathlib import Path
+
 from django.core.exceptions import ImproperlyConfigured
 
 from datasets_app.crypto.keystore import KeyStore, KeyStoreError
 
 from .base import *  # noqa: F403
-from .base import DEBUG, HEARTH_MASTER_KEY, HEARTH_MASTER_KEY_FILE, SECRET_KEY, env
+from .base import (
+    DEBUG,
+    HEARTH_AUDIT_KEY,
+    HEARTH_AUDIT_KEY_FILE,
+    HEARTH_MASTER_KEY,
+    HEARTH_MASTER_KEY_FILE,
+    SECRET_KEY,
+    env,
+)
 
 if DEBUG:
     raise ImproperlyConfigured("DEBUG must be False in production.")
@@ -22,6 +32,19 @@ try:  # the key store's own parser: a rotated key file holds several keys and co
         KeyStore.from_key_file(HEARTH_MASTER_KEY_FILE)
 except KeyStoreError as exc:
     raise ImproperlyConfigured(f"The master key must be 32 random bytes, base64: {exc}") from exc
+if not (HEARTH_AUDIT_KEY or HEARTH_AUDIT_KEY_FILE):
+    raise ImproperlyConfigured(
+        "Set HEARTH_AUDIT_KEY or HEARTH_AUDIT_KEY_FILE: it keys the audit trail's hash chain."
+    )
+_audit_key = HEARTH_AUDIT_KEY
+if not _audit_key:
+    try:
+        _audit_key = Path(HEARTH_AUDIT_KEY_FILE).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImproperlyConfigured(f"Cannot read HEARTH_AUDIT_KEY_FILE: {exc}") from exc
+if len(_audit_key) < 32:
+    raise ImproperlyConfigured("The audit key must be a random value of 32+ characters.")
+del _audit_key
 for _name in ("DATABASE_URL", "REDIS_URL"):
     if not env(_name, default=""):
         raise ImproperlyConfigured(f"Set {_name}: production has no embedded database or Redis.")

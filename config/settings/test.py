@@ -13,6 +13,7 @@ from .base import DATA_DIR, _database, env  # noqa: E402
 
 SECRET_KEY = "test-only-secret-key-not-for-production-" + "x" * 20
 HEARTH_MASTER_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # bytes 0..31, tests only
+HEARTH_AUDIT_KEY = "test-only-audit-key-not-for-production-" + "x" * 20
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A file-backed SQLite test database, so a real worker process can open the same database.
 DATABASES = {

@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from accounts.api.sharing import SharingMixin
 from accounts.restrict import user_can
 from audit.services import record, record_denied
 from config.api.viewsets import RestrictedModelViewSet, RestrictedReadOnlyViewSet
@@ -50,7 +51,7 @@ def _require(user, action_name: str, dataset: Dataset) -> None:
         raise exceptions.PermissionDenied()
 
 
-class DatasetViewSet(RestrictedModelViewSet):
+class DatasetViewSet(SharingMixin, RestrictedModelViewSet):
     """Datasets you own, that are shared with you, or all of them for Admin and Auditor."""
 
     model = Dataset

@@ -4,6 +4,7 @@ from rest_framework import exceptions, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from accounts.api.sharing import SharingMixin
 from accounts.restrict import user_can
 from audit.services import record, record_denied
 from config.api.viewsets import RestrictedReadOnlyViewSet
@@ -70,13 +71,13 @@ def _after(request) -> int:
         ]
     )
 )
-class JobViewSet(RestrictedReadOnlyViewSet):
+class JobViewSet(SharingMixin, RestrictedReadOnlyViewSet):
     """Jobs you own or that are shared with you (all of them for Admin and Auditor).
     POST creates a training job (data jobs start from `dataset-versions/{id}/…`)."""
 
     model = Job
     serializer_class = JobSerializer
-    http_method_names = ["get", "post", "head", "options"]
+    http_method_names = ["get", "post", "delete", "head", "options"]  # delete: permissions/
     action_permissions = {"cancel": "cancel", "retry": "change"}
 
     def get_base_queryset(self):
@@ -172,11 +173,13 @@ def _page(rows: list, serializer) -> dict:
     }
 
 
-class ModelVersionViewSet(RestrictedReadOnlyViewSet):
-    """Trained models: adapter or full weights, tokenizer and model card, encrypted at rest."""
+class ModelVersionViewSet(SharingMixin, RestrictedReadOnlyViewSet):
+    """Trained models: adapter or full weights, tokenizer and model card, encrypted at rest.
+    Downloading needs `use` (owners have it; shared at level use or above)."""
 
     model = ModelVersion
     serializer_class = ModelVersionSerializer
+    action_permissions = {"download": "use"}
 
     def get_base_queryset(self):
         return ModelVersion.objects.select_related("owner", "base_model")
