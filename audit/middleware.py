@@ -36,7 +36,34 @@ class RequestIdMiddleware:
         finally:
             try:
                 close_denial_scope(scope)
+                if "response" in locals():
+                    _record_unrecorded_refusal(request, response)
             finally:
                 context.deactivate(token)
         response["X-Request-ID"] = request_id
         return response
+
+
+def _record_unrecorded_refusal(request, response) -> None:
+    """Safety net: a 403, or a 404 on an object route, that no view recorded still leaves a
+    denied event, so a new view cannot forget one."""
+    from .models import AuditEvent
+    from .services import record
+
+    user = getattr(request, "user", None)
+    match = getattr(request, "resolver_match", None)
+    if response.status_code not in (403, 404) or not (user and user.is_authenticated):
+        return
+    if response.status_code == 404 and not (match and match.kwargs):
+        return
+    rid = getattr(request, "request_id", "")
+    if AuditEvent.objects.filter(request_id=rid, outcome=AuditEvent.Outcome.DENIED).exists():
+        return
+    record(
+        action=f"http.{request.method.lower()}",
+        actor=user,
+        object_type=(match.view_name if match else "")[:100],
+        object_id=str(next(iter(match.kwargs.values()), "")) if match and match.kwargs else "",
+        outcome=AuditEvent.Outcome.DENIED,
+        details={"path": request.path[:500], "status": response.status_code},
+    )

@@ -18,7 +18,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 
 APP_SERVICES = ("migrate", "web", "worker-cpu", "worker-gpu", "beat")
 REQUIRED_SERVICES = ("postgres", "redis", *APP_SERVICES)
-SECRETS = ("SECRET_KEY", "HEARTH_MASTER_KEY", "POSTGRES_PASSWORD")
+SECRETS = ("SECRET_KEY", "HEARTH_MASTER_KEY", "HEARTH_AUDIT_KEY", "POSTGRES_PASSWORD")
 REQUIRED = (*SECRETS, "ALLOWED_HOSTS")
 # Read by code, but no business in a production env file.
 UNDOCUMENTED_OK = {
@@ -213,6 +213,7 @@ def filled_env_file(path: Path, *, drop: str = "") -> Path:
     values = {
         "SECRET_KEY": "k" * 50,
         "HEARTH_MASTER_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        "HEARTH_AUDIT_KEY": "b" * 48,
         "POSTGRES_PASSWORD": "0123456789abcdef",
         "ALLOWED_HOSTS": "hearth.example.org",
     }

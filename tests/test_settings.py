@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import ROOT
 
 GOOD = {
+    "HEARTH_AUDIT_KEY": "a" * 48,
     "DJANGO_SETTINGS_MODULE": "config.settings.production",
     "SECRET_KEY": "k" * 50,
     "HEARTH_MASTER_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
@@ -19,7 +20,7 @@ GOOD = {
     "REDIS_URL": "redis://redis:6379/0",
     "ALLOWED_HOSTS": "hearth.example.org, other.example.org",
 }
-STRIP = ("DEBUG", "HEARTH_MASTER_KEY_FILE", "HEARTH_TEST_DATA_DIR", *GOOD)
+STRIP = ("DEBUG", "HEARTH_MASTER_KEY_FILE", "HEARTH_AUDIT_KEY_FILE", "HEARTH_TEST_DATA_DIR", *GOOD)
 
 
 def _load(overrides: dict[str, str | None], data_dir) -> subprocess.CompletedProcess:
