@@ -11,21 +11,13 @@ from django.db.models import QuerySet
 
 from . import chain
 
+# The chained fields, with the chain's own bookkeeping and the actor's id around them.
 COLUMNS = (
     "position",
     "id",
-    "created_at",
+    chain.CHAINED_FIELDS[0],
     "actor_id",
-    "actor_username",
-    "ip",
-    "user_agent",
-    "request_id",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "outcome",
-    "details",
+    *chain.CHAINED_FIELDS[1:],
     "prev_hash",
     "hash",
 )

@@ -552,8 +552,9 @@ def test_raw_values_follow_view_raw(world, actor, raw):
     preview = client.get(f"/api/v1/dataset-versions/{ids['version']}/preview/").json()
     assert preview["raw"] is raw
     assert (SECRET_ID in json.dumps(preview, ensure_ascii=False)) is raw
-    page = _client(Case("x", "get", "", (), ui=True), actors[actor])
-    html = page.get(f"/datasets/versions/{ids['version']}/").content.decode()
+    browser = Client()
+    browser.force_login(actors[actor])
+    html = browser.get(f"/datasets/versions/{ids['version']}/").content.decode()
     assert (SECRET_ID in html) is raw
 
 

@@ -1,28 +1,13 @@
 from rest_framework import serializers
 
+from ..chain import CHAINED_FIELDS
 from ..models import AuditEvent
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "created_at",
-            "actor_username",
-            "ip",
-            "user_agent",
-            "request_id",
-            "action",
-            "object_type",
-            "object_id",
-            "object_repr",
-            "outcome",
-            "details",
-            "position",
-            "prev_hash",
-            "hash",
-        ]
+        fields = ["id", *CHAINED_FIELDS, "position", "prev_hash", "hash"]
         read_only_fields = fields
 
 
