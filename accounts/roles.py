@@ -28,6 +28,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "datasets_app.add_dataset",
         "jobs.add_job",
         "jobs.view_basemodel",
+        "jobs.view_evaluationgate",
         "jobs.view_worker",
     ),
     AUDITOR: (
@@ -38,6 +39,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "jobs.view_worker",
         "jobs.view_job",
         "jobs.view_modelversion",
+        "jobs.view_evaluationgate",
         "auth.view_user",
         "auth.view_group",
     ),

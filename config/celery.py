@@ -2,6 +2,8 @@
 
 - `gpu`: training and compression (one job per leased GPU set, prefetch 1).
 - `cpu`: data processing (desensitization, augmentation) and housekeeping.
+- `playground`: interactive generation, on a worker of its own that keeps a small model cache,
+  so a prompt never waits behind an hour-long training job; requests queue, one at a time.
 """
 
 import os
@@ -13,10 +15,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("hearth")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = (Queue("gpu"), Queue("cpu"))
+app.conf.task_queues = (Queue("gpu"), Queue("cpu"), Queue("playground"))
 app.conf.task_routes = {
     "jobs.tasks.run_training": {"queue": "gpu"},
-    "jobs.tasks.run_compression": {"queue": "gpu"},
+    "jobs.tasks.run_model_task": {"queue": "gpu"},
+    "jobs.tasks.playground_*": {"queue": "playground"},
     "jobs.tasks.*": {"queue": "cpu"},
     "datasets_app.tasks.*": {"queue": "cpu"},
     "audit.tasks.*": {"queue": "cpu"},

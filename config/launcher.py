@@ -170,6 +170,29 @@ class Launcher:
             ],
         )
 
+    def start_playground_worker(self) -> None:
+        """Interactive generation on its own process (solo pool, one request at a time, a
+        small model cache), so a prompt never waits behind a training job."""
+        self.spawn(
+            "playground",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "playground",
+                "-P",
+                "solo",
+                "--hostname",
+                f"playground@{socket.gethostname()}",
+                "-l",
+                "INFO",
+            ],
+        )
+
     def start_web(self) -> None:
         self.spawn(
             "web",
@@ -335,6 +358,7 @@ def main() -> int:
         launcher.env["REDIS_URL"] = launcher.start_redis()
         print(f"hearth: Redis at {launcher.env['REDIS_URL']}", flush=True)
         launcher.start_worker()
+        launcher.start_playground_worker()
         launcher.start_web()
         print(_banner(launcher, admin_line), flush=True)
         while not stopping:

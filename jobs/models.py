@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from datetime import timedelta
 
 from django.conf import settings
@@ -23,6 +25,9 @@ class Worker(models.Model):
     queues = models.JSONField(_("queues"), default=list)
     gpus = models.JSONField(_("GPUs"), default=list, help_text=_("GPUs the worker sees"))
     concurrency = models.PositiveIntegerField(_("concurrency"), default=1)
+    # What the worker's Python can do, probed once at start (e.g. compression methods: reason
+    # why not, or null when supported); the web side refuses jobs no live worker can run.
+    capabilities = models.JSONField(_("capabilities"), default=dict, blank=True)
     started_at = models.DateTimeField(_("started"))
     last_heartbeat = models.DateTimeField(_("last heartbeat"), db_index=True)
     stopped_at = models.DateTimeField(_("stopped"), null=True, blank=True)
@@ -95,6 +100,7 @@ class Job(models.Model):
         EVALUATION = "evaluation", _("evaluation")
         DESENSITIZE = "desensitize", _("desensitization")
         AUGMENT = "augment", _("augmentation")
+        MERGE = "merge", _("LoRA merge")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("queued")
@@ -141,6 +147,14 @@ class Job(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="jobs",
+    )
+    source_model_version = models.ForeignKey(
+        "ModelVersion",
+        verbose_name=_("model version"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="tasks",
     )
     gpus = models.JSONField(_("GPUs in use"), default=list, blank=True)
     # Failures of the user's own job (bad data, bad knobs) count; lost workers do not.
@@ -285,7 +299,35 @@ class ModelVersion(models.Model):
         on_delete=models.PROTECT,
         related_name="model_versions",
     )
-    method = models.CharField(_("method"), max_length=10)  # full | lora | qlora
+
+    class Origin(models.TextChoices):
+        TRAINING = "training", _("training")
+        COMPRESSION = "compression", _("compression")
+        MERGE = "merge", _("LoRA merge")
+
+    class Stage(models.TextChoices):
+        NONE = "none", _("none")
+        STAGING = "staging", _("staging")
+        PRODUCTION = "production", _("production")
+        ARCHIVED = "archived", _("archived")
+
+    method = models.CharField(_("method"), max_length=30)  # full | lora | qlora | int8_…
+    origin = models.CharField(
+        _("origin"), max_length=20, choices=Origin.choices, default=Origin.TRAINING
+    )
+    # The version this one was derived from (compressed or merged); training has none.
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("derived from"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="derived",
+    )
+    stage = models.CharField(
+        _("stage"), max_length=20, choices=Stage.choices, default=Stage.NONE, db_index=True
+    )
+    stage_changed_at = models.DateTimeField(_("stage changed"), null=True, blank=True)
     files = models.JSONField(default=list)  # [{"name", "size", "sha256", "storage_key"}]
     card = models.JSONField(_("model card"), default=dict)
     metrics = models.JSONField(default=dict, blank=True)
@@ -297,6 +339,9 @@ class ModelVersion(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("model version")
         verbose_name_plural = _("model versions")
+        permissions = [
+            ("override_gate_modelversion", _("Can promote a model version its gate refused"))
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -304,3 +349,76 @@ class ModelVersion(models.Model):
     @property
     def size_bytes(self) -> int:
         return sum(f["size"] for f in self.files)
+
+    @property
+    def is_adapter(self) -> bool:
+        return any(f["name"] == "adapter_config.json" for f in self.files)
+
+    def lineage(self) -> list[ModelVersion]:
+        """This version and its ancestors, root (the trained version) first."""
+        chain, node = [], self
+        while node is not None and node not in chain:
+            chain.append(node)
+            node = node.parent
+        return chain[::-1]
+
+
+class EvaluationGate(models.Model):
+    """Acceptance thresholds. One default gate for the site (the pilot criterion: accuracy at
+    least 85 %, p95 latency at most 500 ms); a team may have its own, which then applies to the
+    model versions of its members. An empty threshold is not checked."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    team = models.OneToOneField(
+        "accounts.Team",
+        verbose_name=_("team"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="evaluation_gate",
+    )
+    accuracy_min = models.FloatField(_("minimum accuracy"), null=True, blank=True, default=0.85)
+    latency_p95_ms_max = models.FloatField(
+        _("maximum p95 latency (ms)"), null=True, blank=True, default=500.0
+    )
+    perplexity_max = models.FloatField(_("maximum perplexity"), null=True, blank=True)
+    robustness_drop_max = models.FloatField(_("maximum robustness drop"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["team__group__name", "name"]
+        verbose_name = _("evaluation gate")
+        verbose_name_plural = _("evaluation gates")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelEvaluation(models.Model):
+    """One finished evaluation of a model version, judged against the gate in force then (its
+    thresholds are copied: editing the gate later does not rewrite history)."""
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="evaluations"
+    )
+    job = models.OneToOneField(Job, on_delete=models.PROTECT, related_name="evaluation")
+    dataset_version = models.ForeignKey(
+        "datasets_app.DatasetVersion", on_delete=models.PROTECT, related_name="evaluations"
+    )
+    gate = models.ForeignKey(
+        EvaluationGate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    thresholds = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict)
+    checks = models.JSONField(default=list)  # [{metric, op, threshold, value, passed}]
+    passed = models.BooleanField(_("passed"))
+    created_at = models.DateTimeField(_("evaluated"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.model_version} evaluation {self.pk}"

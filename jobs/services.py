@@ -27,10 +27,12 @@ def worker_heartbeat(
     queues: list[str],
     gpus: list[dict],
     concurrency: int,
+    capabilities: dict | None = None,
     started: bool = False,
 ) -> Worker:
     now = timezone.now()
     defaults = {
+        "capabilities": capabilities or {},
         "host": host,
         "pid": pid,
         "queues": queues,

@@ -284,10 +284,18 @@ class Supervisor:
     """Runs one attempt: the engine process, its lease, log and event pumps, and cancel."""
 
     def __init__(
-        self, job: Job, attempt: JobAttempt, spec: TrainSpec, spec_path: Path, gpus: list[int]
+        self,
+        job: Job,
+        attempt: JobAttempt,
+        spec: Any,
+        spec_path: Path,
+        gpus: list[int],
+        *,
+        command: list[str] | None = None,
     ):
         self.job, self.attempt, self.spec = job, attempt, spec
         self.spec_path, self.gpus = spec_path, gpus
+        self.command = command or engine_command(spec_path, len(gpus))
         self.cancel_requested = False
         self.process: subprocess.Popen | None = None
         self._events_offset = 0
@@ -301,7 +309,7 @@ class Supervisor:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
         env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpus)) if self.gpus else ""
         self.process = subprocess.Popen(
-            engine_command(self.spec_path, len(self.gpus)),
+            self.command,
             cwd=settings.BASE_DIR,
             env=env,
             stdout=subprocess.PIPE,
@@ -390,6 +398,11 @@ class Supervisor:
                 Job.objects.filter(pk=self.job.pk, status=Job.Status.RUNNING).update(
                     progress=min(step / total, 1.0), message=f"step {step} of {total}"
                 )
+        elif kind == "progress":
+            Job.objects.filter(pk=self.job.pk, status=Job.Status.RUNNING).update(
+                progress=float(event.get("fraction") or 0.0),
+                message=str(event.get("message", ""))[:500],
+            )
         elif kind == "checkpoint":
             Job.objects.filter(pk=self.job.pk).update(
                 message=f"checkpoint at step {event.get('step')}"
@@ -459,7 +472,7 @@ def run_training(job_id: int, hostname: str) -> str:
             supervisor = Supervisor(job, attempt, spec, spec_path, lease.indices)
             exit_code = supervisor.run()
             if exit_code == 0:
-                version = _store_model(job, Path(spec.output_dir))
+                version = store_model(job, Path(spec.output_dir))
                 _close_attempt(attempt, JobAttempt.Outcome.SUCCEEDED, exit_code)
                 job_succeed(
                     job_id=job.pk, message="model stored", report={"model_version": version.pk}
@@ -502,8 +515,9 @@ def _has_gpus() -> bool:
     return bool(detect_gpus())
 
 
-def _store_model(job: Job, output: Path) -> ModelVersion:
-    """Encrypt every file of the engine's output folder into the store; register the version."""
+def store_model(job: Job, output: Path, **fields: Any) -> ModelVersion:
+    """Encrypt every file of the engine's output folder into the store; register the version.
+    `fields` override what a training job implies (name, method, origin, parent, card, …)."""
     import hashlib
 
     adapter_config = output / "adapter_config.json"
@@ -531,17 +545,16 @@ def _store_model(job: Job, output: Path) -> ModelVersion:
         )
     card_path = output / "hearth_model_card.json"
     card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    values = {
+        "name": f"{job.base_model.name}-job{job.pk}",
+        "dataset_version": job.dataset_version,
+        "method": job.params.get("method", "lora"),
+        "card": card,
+        "metrics": card.get("metrics", {}),
+    } | fields
     with transaction.atomic():
         version = ModelVersion.objects.create(
-            owner=job.owner,
-            name=f"{job.base_model.name}-job{job.pk}",
-            job=job,
-            base_model=job.base_model,
-            dataset_version=job.dataset_version,
-            method=job.params.get("method", "lora"),
-            files=files,
-            card=card,
-            metrics=card.get("metrics", {}),
+            owner=job.owner, job=job, base_model=job.base_model, files=files, **values
         )
         from guardian.shortcuts import assign_perm
 
@@ -551,7 +564,7 @@ def _store_model(job: Job, output: Path) -> ModelVersion:
             action="jobs.modelversion.create",
             obj=version,
             actor=job.owner,
-            details={"job": job.pk, "files": len(files)},
+            details={"job": job.pk, "files": len(files), "origin": version.origin},
         )
     return version
 
@@ -560,7 +573,9 @@ def _store_model(job: Job, output: Path) -> ModelVersion:
 def _requeue(job_id: int, reason: str, *, delay_seconds: int = 0) -> None:
     """Back to the queue; `delay_seconds` keeps a worker with busy GPUs from taking the job
     straight back in a tight loop."""
-    from .tasks import run_training
+    from .tasks import task_for_kind
+
+    kind = Job.objects.values_list("kind", flat=True).get(pk=job_id)
 
     if job_transition(
         job_id=job_id, to=Job.Status.RETRYING, allowed_from={Job.Status.RUNNING}, message=reason
@@ -570,7 +585,9 @@ def _requeue(job_id: int, reason: str, *, delay_seconds: int = 0) -> None:
         allowed_from={Job.Status.RETRYING},
         message="requeued: resumes from its last checkpoint",
     ):
-        transaction.on_commit(lambda: run_training.apply_async((job_id,), countdown=delay_seconds))
+        transaction.on_commit(
+            lambda: task_for_kind(kind).apply_async((job_id,), countdown=delay_seconds)
+        )
 
 
 def reap_lost_attempts() -> int:
@@ -606,18 +623,18 @@ def redispatch_stale_queued(*, older_than: timedelta | None = None) -> int:
     sent again; the atomic claim makes a duplicate message harmless."""
     import redis
 
-    from .tasks import run_training
+    from .tasks import GPU_TASKS, task_for_kind
 
     if older_than is None:
         older_than = timedelta(seconds=settings.HEARTH_REDISPATCH_SECONDS)
     if redis.Redis.from_url(settings.REDIS_URL).llen("gpu"):
         return 0  # messages are waiting in the queue: nothing was lost
     stale = Job.objects.filter(
-        kind=Job.Kind.TRAINING,
+        kind__in=GPU_TASKS,
         status=Job.Status.QUEUED,
         created_at__lt=timezone.now() - older_than,
     ).exclude(attempts__outcome=JobAttempt.Outcome.RUNNING)
-    ids = list(stale.values_list("pk", flat=True))
-    for job_id in ids:
-        run_training.delay(job_id)
-    return len(ids)
+    jobs = list(stale.values_list("pk", "kind"))
+    for job_id, kind in jobs:
+        task_for_kind(kind).delay(job_id)
+    return len(jobs)

@@ -6,9 +6,12 @@ heartbeat will carry job leases (a job whose worker stops beating is requeued by
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 
 from celery.signals import worker_ready, worker_shutdown
@@ -50,9 +53,29 @@ def _beat_forever(info: dict) -> None:
             return
 
 
+def _probe_capabilities(info: dict) -> None:
+    """Fill info["capabilities"] (the next heartbeat carries it); a failed probe says why."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "jobs.engine.capabilities"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+            cwd=settings.BASE_DIR,
+        ).stdout
+        info["capabilities"] = json.loads(out.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, OSError, ValueError, IndexError) as exc:
+        logger.exception("capability probe failed")
+        info["capabilities"] = {"error": f"capability probe failed: {exc}"}
+
+
 @worker_ready.connect
 def _start_heartbeat(sender=None, **kwargs) -> None:
     info = _describe(sender)
+    info["capabilities"] = {}
+    if "gpu" in info["queues"]:
+        threading.Thread(target=_probe_capabilities, args=(info,), daemon=True).start()
     _stop.clear()
     threading.Thread(
         target=_beat_forever, args=(info,), name="hearth-heartbeat", daemon=True

@@ -148,8 +148,11 @@ def celery_app_on(redis_url):
     return app
 
 
-def _start_worker(settings, redis_url: str, log, name: str) -> subprocess.Popen:
-    """A real `celery worker` process on both queues, on the test database and Redis."""
+def _start_worker(
+    settings, redis_url: str, log, name: str, queues: str = "gpu,cpu"
+) -> subprocess.Popen:
+    """A real `celery worker` process (by default on the job queues), on the test database
+    and Redis."""
     from jobs.models import Worker
 
     hostname = f"{name}-{os.getpid()}@{socket.gethostname()}"
@@ -173,7 +176,7 @@ def _start_worker(settings, redis_url: str, log, name: str) -> subprocess.Popen:
                 "config",
                 "worker",
                 "-Q",
-                "gpu,cpu",
+                queues,
                 "-c",
                 "1",
                 "--hostname",
@@ -207,6 +210,16 @@ def _start_worker(settings, redis_url: str, log, name: str) -> subprocess.Popen:
 def worker_process(transactional_db, redis_url, celery_app_on, tmp_path, settings):
     settings.REDIS_URL = redis_url
     process = _start_worker(settings, redis_url, tmp_path / "worker.log", "test")
+    yield process
+    stop_group(process)
+
+
+@pytest.fixture
+def playground_worker(transactional_db, redis_url, celery_app_on, tmp_path, settings):
+    settings.REDIS_URL = redis_url
+    process = _start_worker(
+        settings, redis_url, tmp_path / "playground.log", "playground", queues="playground"
+    )
     yield process
     stop_group(process)
 

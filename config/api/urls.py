@@ -3,7 +3,13 @@ from rest_framework.routers import DefaultRouter
 from accounts.api.views import ApiTokenViewSet, RoleViewSet, TeamViewSet, UserViewSet
 from audit.api.views import AuditEventViewSet
 from datasets_app.api.views import DatasetVersionViewSet, DatasetViewSet
-from jobs.api.views import BaseModelViewSet, JobViewSet, ModelVersionViewSet, WorkerViewSet
+from jobs.api.views import (
+    BaseModelViewSet,
+    EvaluationGateViewSet,
+    JobViewSet,
+    ModelVersionViewSet,
+    WorkerViewSet,
+)
 
 router = DefaultRouter()
 router.register("tokens", ApiTokenViewSet, basename="token")
@@ -12,6 +18,7 @@ router.register("dataset-versions", DatasetVersionViewSet, basename="dataset-ver
 router.register("jobs", JobViewSet, basename="job")
 router.register("base-models", BaseModelViewSet, basename="base-model")
 router.register("model-versions", ModelVersionViewSet, basename="model-version")
+router.register("evaluation-gates", EvaluationGateViewSet, basename="evaluation-gate")
 router.register("workers", WorkerViewSet, basename="worker")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("users", UserViewSet, basename="user")

@@ -181,6 +181,12 @@ if HEARTH_AUDIT_RETENTION_DAYS < 180:
         f"HEARTH_AUDIT_RETENTION_DAYS must be at least 180 (got {HEARTH_AUDIT_RETENTION_DAYS})."
     )
 HEARTH_AUDIT_ARCHIVE_DIR = DATA_DIR / "audit-archive"
+# Playground: answers wait this long for the playground worker (requests queue, one at a time);
+# the worker keeps this many models loaded. Text watermarks use HEARTH_WATERMARK_KEY, else a
+# key derived from the audit key: secret per installation, never the library's default.
+HEARTH_PLAYGROUND_TIMEOUT_SECONDS = env.int("HEARTH_PLAYGROUND_TIMEOUT_SECONDS", default=120)
+HEARTH_PLAYGROUND_CACHE_SIZE = env.int("HEARTH_PLAYGROUND_CACHE_SIZE", default=2)
+HEARTH_WATERMARK_KEY = env("HEARTH_WATERMARK_KEY", default="")
 
 # Uploads stream in 1 MiB chunks to a private 0700 folder, never whole into memory.
 FILE_UPLOAD_HANDLERS = ["datasets_app.uploads.LimitedUploadHandler"]

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from ..models import BaseModel, Job, ModelVersion, Worker
+from ..models import BaseModel, EvaluationGate, Job, ModelEvaluation, ModelVersion, Worker
 
 
 class BaseModelSerializer(serializers.ModelSerializer):
@@ -97,6 +97,7 @@ class JobSerializer(serializers.ModelSerializer):
             "params",
             "dataset_version",
             "result_dataset_version",
+            "source_model_version",
             "progress",
             "message",
             "error",
@@ -110,9 +111,13 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class TrainingCreateSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["training"])
-    base_model = serializers.IntegerField()
-    dataset_version = serializers.IntegerField()
+    """Training (base_model + dataset_version), or a model job (`compression`, `evaluation`,
+    `merge`: model_version, plus dataset_version for evaluation and optionally compression)."""
+
+    kind = serializers.ChoiceField(choices=["training", "compression", "evaluation", "merge"])
+    base_model = serializers.IntegerField(required=False)
+    model_version = serializers.IntegerField(required=False)
+    dataset_version = serializers.IntegerField(required=False)
     preset = serializers.CharField(required=False, allow_blank=True)
     params = serializers.DictField(required=False, default=dict)
 
@@ -131,9 +136,47 @@ class LogSerializer(serializers.Serializer):
     at = serializers.DateTimeField()
 
 
+class EvaluationSerializer(serializers.ModelSerializer):
+    gate = serializers.CharField(source="gate.name", default=None, read_only=True)
+
+    class Meta:
+        model = ModelEvaluation
+        fields = [
+            "id",
+            "job",
+            "dataset_version",
+            "gate",
+            "thresholds",
+            "metrics",
+            "checks",
+            "passed",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     files = serializers.SerializerMethodField()
+    lineage = serializers.SerializerMethodField()
+    derived = serializers.SerializerMethodField()
+    latest_evaluation = serializers.SerializerMethodField()
+
+    def get_lineage(self, version) -> list[dict]:
+        return [
+            {"id": v.pk, "name": v.name, "origin": v.origin, "method": v.method}
+            for v in version.lineage()
+        ]
+
+    def get_derived(self, version) -> list[dict]:
+        return [
+            {"id": v.pk, "name": v.name, "origin": v.origin, "method": v.method}
+            for v in version.derived.all()
+        ]
+
+    def get_latest_evaluation(self, version) -> dict | None:
+        evaluation = version.evaluations.order_by("-created_at", "-id").first()
+        return EvaluationSerializer(evaluation).data if evaluation else None
 
     class Meta:
         model = ModelVersion
@@ -145,6 +188,13 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "base_model",
             "dataset_version",
             "method",
+            "origin",
+            "parent",
+            "stage",
+            "stage_changed_at",
+            "lineage",
+            "derived",
+            "latest_evaluation",
             "files",
             "card",
             "metrics",
@@ -164,3 +214,40 @@ class BaseModelRegisterSerializer(serializers.Serializer):
     )
     allow_pickle = serializers.BooleanField(default=False)
     trust_remote_code = serializers.BooleanField(default=False)
+
+
+class PromoteSerializer(serializers.Serializer):
+    stage = serializers.ChoiceField(choices=ModelVersion.Stage.choices)
+    override = serializers.BooleanField(default=False)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+
+
+class GenerateSerializer(serializers.Serializer):
+    prompt = serializers.CharField(max_length=20000, trim_whitespace=False)
+    system = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+    chat_template = serializers.BooleanField(default=True)
+    temperature = serializers.FloatField(default=0.7, min_value=0.0, max_value=2.0)
+    top_p = serializers.FloatField(default=0.9, min_value=0.01, max_value=1.0)
+    max_new_tokens = serializers.IntegerField(default=64, min_value=1, max_value=2048)
+    watermark = serializers.BooleanField(default=False)
+    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+
+
+class DetectSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=100000, trim_whitespace=False)
+
+
+class EvaluationGateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EvaluationGate
+        fields = [
+            "id",
+            "name",
+            "team",
+            "accuracy_min",
+            "latency_p95_ms_max",
+            "perplexity_max",
+            "robustness_drop_max",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "updated_at"]

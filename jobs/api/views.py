@@ -1,3 +1,5 @@
+import hashlib
+
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, status
@@ -7,20 +9,26 @@ from rest_framework.response import Response
 from accounts.api.sharing import SharingMixin
 from accounts.restrict import user_can
 from audit.services import record, record_denied
-from config.api.viewsets import RestrictedReadOnlyViewSet
+from config.api.viewsets import RestrictedModelViewSet, RestrictedReadOnlyViewSet
 from datasets_app import storage
 from datasets_app.models import Dataset, DatasetVersion
 
-from ..models import BaseModel, Job, JobLog, JobMetric, ModelVersion, Worker
+from ..gates import model_version_promote
+from ..model_tasks import model_task_submit
+from ..models import BaseModel, EvaluationGate, Job, JobLog, JobMetric, ModelVersion, Worker
 from ..services import base_model_register, job_cancel
 from ..training import training_retry, training_submit
 from .serializers import (
     BaseModelRegisterSerializer,
     BaseModelSerializer,
+    DetectSerializer,
+    EvaluationGateSerializer,
+    GenerateSerializer,
     JobSerializer,
     LogSerializer,
     MetricSerializer,
     ModelVersionSerializer,
+    PromoteSerializer,
     TrainingCreateSerializer,
     WorkerSerializer,
 )
@@ -53,6 +61,10 @@ class WorkerViewSet(RestrictedReadOnlyViewSet):
 
     def get_base_queryset(self):
         return Worker.objects.filter(stopped_at__isnull=True)
+
+
+def _visible(user, model, pk):
+    return model.objects.restrict(user, "view").filter(pk=pk).first()
 
 
 def _after(request) -> int:
@@ -97,32 +109,61 @@ class JobViewSet(SharingMixin, RestrictedReadOnlyViewSet):
         payload = TrainingCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        base_model = (
-            BaseModel.objects.restrict(request.user, "view").filter(pk=data["base_model"]).first()
-        )
-        version = (
-            DatasetVersion.objects.restrict(request.user, "view")
-            .filter(pk=data["dataset_version"])
-            .select_related("dataset")
-            .first()
-        )
-        errors = {}
-        if base_model is None:
-            errors["base_model"] = ["No such base model."]
-        if version is None:
-            errors["dataset_version"] = ["No such dataset version."]
-        if errors:
-            raise exceptions.ValidationError(errors)
-        if not user_can(request.user, "use", version.dataset):
-            record_denied(actor=request.user, model=Dataset, action="use", obj=version.dataset)
-            raise exceptions.PermissionDenied("You may not train on this dataset.")
+        required = ["base_model", "dataset_version"] if data["kind"] == "training" else []
+        required += ["model_version"] if data["kind"] != "training" else []
+        required += ["dataset_version"] if data["kind"] == "evaluation" else []
+        missing = {name: ["This field is required."] for name in required if name not in data}
+        if missing:
+            raise exceptions.ValidationError(missing)
+        version = self._usable_dataset_version(request, data.get("dataset_version"))
         params = dict(data["params"])
+        if data["kind"] != "training":
+            model_version = _visible(request.user, ModelVersion, data["model_version"])
+            if model_version is None:
+                raise exceptions.ValidationError({"model_version": ["No such model version."]})
+            if not user_can(request.user, "use", model_version):
+                record_denied(
+                    actor=request.user, model=ModelVersion, action="use", obj=model_version
+                )
+                raise exceptions.PermissionDenied("You may not use this model version.")
+            if version is None and data["kind"] == "compression":
+                # Measured on the training data's eval split, if this user may use it.
+                version = self._usable_dataset_version(
+                    request, model_version.dataset_version_id, field="model_version"
+                )
+            job = model_task_submit(
+                kind=data["kind"],
+                owner=request.user,
+                model_version=model_version,
+                dataset_version=version,
+                params=params,
+            )
+            return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+        base_model = _visible(request.user, BaseModel, data["base_model"])
+        if base_model is None:
+            raise exceptions.ValidationError({"base_model": ["No such base model."]})
         if data.get("preset"):
             params["preset"] = data["preset"]
         job = training_submit(
             owner=request.user, base_model=base_model, dataset_version=version, params=params
         )
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    def _usable_dataset_version(self, request, pk, *, field: str = "dataset_version"):
+        if pk is None:
+            return None
+        version = (
+            DatasetVersion.objects.restrict(request.user, "view")
+            .filter(pk=pk)
+            .select_related("dataset")
+            .first()
+        )
+        if version is None:
+            raise exceptions.ValidationError({field: ["No such dataset version."]})
+        if not user_can(request.user, "use", version.dataset):
+            record_denied(actor=request.user, model=Dataset, action="use", obj=version.dataset)
+            raise exceptions.PermissionDenied("You may not use this dataset.")
+        return version
 
     @extend_schema(request=None, responses={202: JobSerializer})
     @action(detail=True, methods=["post"])
@@ -163,6 +204,50 @@ class JobViewSet(SharingMixin, RestrictedReadOnlyViewSet):
         return Response(_page(rows, LogSerializer))
 
 
+class PlaygroundBusy(exceptions.APIException):
+    status_code = 503
+    default_detail = "The playground worker did not answer in time; try again shortly."
+    default_code = "playground_busy"
+
+
+def _wait(result) -> dict:
+    from celery.exceptions import TimeoutError as CeleryTimeout
+    from django.conf import settings
+
+    try:
+        return result.get(timeout=settings.HEARTH_PLAYGROUND_TIMEOUT_SECONDS)
+    except CeleryTimeout:
+        result.revoke()  # still queued: drop it rather than run it for nobody
+        raise PlaygroundBusy from None
+
+
+class EvaluationGateViewSet(RestrictedModelViewSet):
+    """Acceptance thresholds per team (and the site default). Admins edit them; evaluation
+    jobs judge against the owner's team gate, else the default."""
+
+    model = EvaluationGate
+    serializer_class = EvaluationGateSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def perform_create(self, serializer):
+        gate = serializer.save()
+        record(
+            action="jobs.evaluationgate.create",
+            actor=self.request.user,
+            obj=gate,
+            details=serializer.data,
+        )
+
+    def perform_update(self, serializer):
+        gate = serializer.save()
+        record(
+            action="jobs.evaluationgate.change",
+            actor=self.request.user,
+            obj=gate,
+            details=serializer.data,
+        )
+
+
 def _page(rows: list, serializer) -> dict:
     more = len(rows) > PAGE
     rows = rows[:PAGE]
@@ -179,10 +264,74 @@ class ModelVersionViewSet(SharingMixin, RestrictedReadOnlyViewSet):
 
     model = ModelVersion
     serializer_class = ModelVersionSerializer
-    action_permissions = {"download": "use"}
+    action_permissions = {
+        "download": "use",
+        "generate": "use",
+        "detect_watermark": "use",
+        "promote": "change",
+    }
 
     def get_base_queryset(self):
-        return ModelVersion.objects.select_related("owner", "base_model")
+        return ModelVersion.objects.select_related("owner", "base_model", "parent")
+
+    @extend_schema(request=PromoteSerializer, responses={200: ModelVersionSerializer})
+    @action(detail=True, methods=["post"])
+    def promote(self, request, pk=None):
+        """Move to a stage. Staging and production need a passing latest evaluation; an Admin
+        may override a failed gate with a reason (audited as an override)."""
+        payload = PromoteSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        version = model_version_promote(
+            version=self.get_object(), actor=request.user, **payload.validated_data
+        )
+        return Response(ModelVersionSerializer(version).data)
+
+    @extend_schema(request=GenerateSerializer, responses={200: dict})
+    @action(detail=True, methods=["post"])
+    def generate(self, request, pk=None):
+        """Generate on the playground worker (never in the web process); requests queue."""
+        from ..tasks import playground_generate
+
+        version = self.get_object()
+        payload = GenerateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        options = payload.validated_data
+        result = _wait(playground_generate.apply_async((version.pk, options)))
+        record(
+            action="jobs.modelversion.generate",
+            actor=request.user,
+            obj=version,
+            details={
+                "prompt_sha256": hashlib.sha256(options["prompt"].encode()).hexdigest(),
+                "prompt_chars": len(options["prompt"]),
+                "max_new_tokens": options["max_new_tokens"],
+                "watermark": options["watermark"],
+                "new_tokens": result["new_tokens"],
+            },
+        )
+        return Response(result)
+
+    @extend_schema(request=DetectSerializer, responses={200: dict})
+    @action(detail=True, methods=["post"], url_path="detect-watermark")
+    def detect_watermark(self, request, pk=None):
+        """z-score and verdict for a pasted text, with this installation's watermark key."""
+        from ..tasks import playground_detect
+
+        version = self.get_object()
+        payload = DetectSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        text = payload.validated_data["text"]
+        result = _wait(playground_detect.apply_async((version.pk, text)))
+        record(
+            action="jobs.modelversion.detect_watermark",
+            actor=request.user,
+            obj=version,
+            details={
+                "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                "verdict": result["verdict"],
+            },
+        )
+        return Response(result)
 
     @extend_schema(parameters=[OpenApiParameter("file", str, required=True)])
     @action(detail=True, methods=["get"])

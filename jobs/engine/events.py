@@ -12,7 +12,8 @@ Every event is `{"seq", "time", "type", ...}`; `time` is Unix seconds (UTC). Typ
                 samples_per_second, tokens_seen, gpu_memory_mb (CUDA only)
     eval        step, eval_loss, perplexity, eval_runtime
     checkpoint  step, path
-    done        output_dir, train_runtime, metrics
+    done        output_dir, train_runtime, metrics (training); report (model tasks)
+    progress    fraction (0..1), message: compression, evaluation and merge jobs
     error       kind ("spec" | "data" | "oom" | "internal"), message, traceback;
                 kind "spec" adds field and errors [{field, message}]
 
@@ -36,7 +37,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from datasets_app.formats.ingest import json_safe  # Django-free, shared with ingestion
 
-EVENT_TYPES = ("start", "data", "step", "eval", "checkpoint", "done", "error")
+EVENT_TYPES = ("start", "data", "step", "eval", "checkpoint", "progress", "done", "error")
 
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:
