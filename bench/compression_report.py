@@ -45,7 +45,6 @@ def main() -> None:
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8"
         )
         model_dir = build_model(work / "model", args.size, None, rows)
-        reports = {}
         for method in args.methods.split(","):
             if support.get(method, "unknown method"):
                 print(f"{method}: not run here ({support.get(method, 'unknown method')})")
@@ -70,10 +69,14 @@ def main() -> None:
                 text=True,
             )
             if done.returncode:
-                print(f"{method}: failed ({done.returncode})\n{done.stdout[-3000:]}")
+                print(f"{method}: failed ({done.returncode})\n{done.stderr[-3000:]}")
                 continue
-            reports[method] = json.loads((folder / "output" / REPORT).read_text("utf-8"))
-    for report in reports.values():
+            print_report(json.loads((folder / "output" / REPORT).read_text("utf-8")))
+
+
+def print_report(report: dict) -> None:
+    """One method's figures, printed as soon as its job ends (a long run keeps what it got)."""
+    if True:
         o, c, k = report["original"], report["compressed"], report["comparison"]
         print(
             f"\n{report['method_title']} on {report['device']} ({report['dtype']} original), "
@@ -96,6 +99,7 @@ def main() -> None:
         )
         for note in report["notes"]:
             print(f"note: {note}")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
