@@ -82,7 +82,15 @@ def model_task_submit(
 ) -> Job:
     if kind not in ENGINE_MODULES:
         raise ValidationError({"kind": f"Not a model job kind: {kind}."})
-    knobs = _validated_params(kind, dict(params))
+    params = dict(params)
+    gate = params.pop("gate", None) if kind == Job.Kind.EVALUATION else None
+    knobs = _validated_params(kind, params)
+    if gate is not None:
+        from .models import EvaluationGate
+
+        if not isinstance(gate, int) or not EvaluationGate.objects.filter(pk=gate).exists():
+            raise ValidationError({"gate": "No such evaluation gate."})
+        knobs["gate"] = gate
     if kind == Job.Kind.COMPRESSION:
         reason = compression_support(knobs["method"])
         if reason:
@@ -154,7 +162,7 @@ def run_model_task(job_id: int, hostname: str) -> str:
             Job.objects.filter(pk=job.pk).update(gpus=lease.indices)
             JobAttempt.objects.filter(pk=attempt.pk).update(gpus=lease.indices)
             values: dict[str, Any] = {
-                **job.params,
+                **{k: v for k, v in job.params.items() if k != "gate"},
                 "model_dir": str(materialize(source, work / "model")),
                 "base_dir": job.base_model.location if source.is_adapter else "",
                 "output_dir": str(work / "output"),

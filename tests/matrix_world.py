@@ -17,6 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from accounts import roles
+from jobs.gates import default_gate
 from accounts.services import api_token_create
 from audit.services import record
 from datasets_app import storage
@@ -106,6 +107,7 @@ def world(make_user, demo_model, settings, tmp_path):
         "token": api_token_create(user=owner, name="laptop").token.pk,
         "event": record(action="test.event", actor=owner).pk,
         "team": team.pk,
+        "gate": default_gate().pk,
         "role": role.pk,
         "user": member.pk,
     }

@@ -279,10 +279,11 @@ class ModelVersionViewSet(SharingMixin, RestrictedReadOnlyViewSet):
     def promote(self, request, pk=None):
         """Move to a stage. Staging and production need a passing latest evaluation; an Admin
         may override a failed gate with a reason (audited as an override)."""
+        version = self.get_object()  # permission first: invisible ids answer 404, not 400
         payload = PromoteSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         version = model_version_promote(
-            version=self.get_object(), actor=request.user, **payload.validated_data
+            version=version, actor=request.user, **payload.validated_data
         )
         return Response(ModelVersionSerializer(version).data)
 
