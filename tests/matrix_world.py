@@ -17,11 +17,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from accounts import roles
-from jobs.gates import default_gate
 from accounts.services import api_token_create
 from audit.services import record
 from datasets_app import storage
 from datasets_app.services import dataset_create
+from jobs.gates import default_gate
 from jobs.models import Job, ModelVersion, Worker
 from tests.conftest import api_as
 
