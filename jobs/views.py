@@ -137,13 +137,39 @@ class ModelVersionDetailView(RestrictedViewMixin, DetailView):
     template_name = "jobs/model_version_detail.html"
 
     def get_base_queryset(self):
-        return ModelVersion.objects.select_related("base_model", "job", "dataset_version__dataset")
+        return ModelVersion.objects.select_related(
+            "base_model", "job", "dataset_version__dataset", "parent"
+        )
 
     def get_context_data(self, **kwargs):
-        # Downloading the weights needs `use` (API: model-versions/{id}/download/).
-        can_download = user_can(self.request.user, "use", self.object)
+        from .engine.compress import TITLES
+        from .engine.model_specs import COMPRESSION_METHODS, SCORERS
+        from .model_tasks import compression_support
+
+        user, version = self.request.user, self.object
+        # Downloading, generating and starting jobs from the weights need `use`.
+        can_use = user_can(user, "use", version)
+        lineage = version.lineage()
+        runtime = (version.card or {}).get("train_runtime")
+        world = (version.card or {}).get("world_size") or 1
         return super().get_context_data(
-            can_download=can_download,
-            history=object_history(user=self.request.user, obj=self.object),
+            can_download=can_use,
+            can_use=can_use,
+            can_submit=can_use and user.has_perm("jobs.add_job"),
+            can_promote=user_can(user, "change", version),
+            can_override=user.has_perm("jobs.override_gate_modelversion"),
+            lineage=lineage,
+            root_job=lineage[0].job,
+            derived=version.derived.restrict(user, "view"),
+            evaluations=version.evaluations.select_related("gate", "job")[:10],
+            compression=(version.card or {}).get("compression"),
+            gpu_hours=runtime * world / 3600 if runtime and version.origin == "training" else None,
+            methods=[(m, TITLES[m], compression_support(m)) for m in COMPRESSION_METHODS],
+            scorers=SCORERS,
+            stages=ModelVersion.Stage.choices,
+            dataset_versions=DatasetVersion.objects.restrict(user, "view")
+            .select_related("dataset")
+            .order_by("-created_at")[:50],
+            history=object_history(user=user, obj=version),
             **kwargs,
         )
