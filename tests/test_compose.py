@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 
-APP_SERVICES = ("migrate", "web", "worker-cpu", "worker-gpu", "beat")
+APP_SERVICES = ("migrate", "web", "worker-cpu", "worker-gpu", "worker-playground", "beat")
 REQUIRED_SERVICES = ("postgres", "redis", *APP_SERVICES)
 SECRETS = ("SECRET_KEY", "HEARTH_MASTER_KEY", "HEARTH_AUDIT_KEY", "POSTGRES_PASSWORD")
 REQUIRED = (*SECRETS, "ALLOWED_HOSTS")
