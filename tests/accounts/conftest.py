@@ -74,7 +74,7 @@ def model_version(owner, job):
     mv = ModelVersion.objects.create(
         owner=owner, name="tiny-job", job=job, base_model=base, method="lora"
     )
-    for action in ("view", "change", "delete"):  # what jobs.training._store_model grants
+    for action in ("view", "change", "delete"):  # what jobs.training.store_model grants
         assign_perm(f"jobs.{action}_modelversion", owner, mv)
     return mv
 
