@@ -90,7 +90,10 @@ def quantization_config(method: str) -> Any:
         config = {
             "int8_weight_only": Int8WeightOnlyConfig,
             "int8_dynamic": Int8DynamicActivationInt8WeightConfig,
-            "int4_weight_only": lambda: Int4WeightOnlyConfig(group_size=128),
+            # tinygemm layout: torch's own int4 kernels (the "plain" layout needs mslk).
+            "int4_weight_only": lambda: Int4WeightOnlyConfig(
+                group_size=128, int4_packing_format="tile_packed_to_4d"
+            ),
         }[method]()
         return TorchAoConfig(quant_type=config)
     from transformers import BitsAndBytesConfig
