@@ -150,6 +150,7 @@ class ModelVersionDetailView(RestrictedViewMixin, DetailView):
         # Downloading, generating and starting jobs from the weights need `use`.
         can_use = user_can(user, "use", version)
         lineage = version.lineage()
+        methods = [(m, TITLES[m], compression_support(m)) for m in COMPRESSION_METHODS]
         runtime = (version.card or {}).get("train_runtime")
         world = (version.card or {}).get("world_size") or 1
         return super().get_context_data(
@@ -164,7 +165,8 @@ class ModelVersionDetailView(RestrictedViewMixin, DetailView):
             evaluations=version.evaluations.select_related("gate", "job")[:10],
             compression=(version.card or {}).get("compression"),
             gpu_hours=runtime * world / 3600 if runtime and version.origin == "training" else None,
-            methods=[(m, TITLES[m], compression_support(m)) for m in COMPRESSION_METHODS],
+            methods=methods,
+            any_method=any(reason is None for _m, _t, reason in methods),
             scorers=SCORERS,
             stages=ModelVersion.Stage.choices,
             dataset_versions=DatasetVersion.objects.restrict(user, "view")
