@@ -21,7 +21,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import record
 from datasets_app import storage
 from datasets_app.crypto import decrypt_to_path, keystore_from_settings
 
@@ -29,7 +28,7 @@ from .engine.model_specs import REPORT, SPEC_TYPES, user_fields
 from .engine.spec import SpecError
 from .gates import evaluation_record
 from .models import Job, JobAttempt, ModelVersion, Worker
-from .services import job_cancelled, job_fail, job_submit, job_succeed, job_transition
+from .services import job_submit
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +59,13 @@ def _validated_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in spec.to_dict().items() if k in allowed}
 
 
-def compression_support(method: str) -> str | None:
+def gpu_workers() -> list[Worker]:
+    return [w for w in Worker.objects.live() if "gpu" in w.queues]
+
+
+def compression_support(method: str, workers: list[Worker] | None = None) -> str | None:
     """None when a live GPU-queue worker supports `method`; else the reason (theirs)."""
-    workers = [w for w in Worker.objects.live() if "gpu" in w.queues]
+    workers = gpu_workers() if workers is None else workers
     if not workers:
         return "no live worker serves the gpu queue"
     reasons = []
@@ -130,90 +133,44 @@ def materialize(version: ModelVersion, folder: Path) -> Path:
 
 
 def run_model_task(job_id: int, hostname: str) -> str:
-    from .training import (
-        GpuLease,
-        GpusBusy,
-        Supervisor,
-        _close_attempt,
-        _has_gpus,
-        _open_attempt,
-        _requeue,
-        job_dir,
+    from .training import _has_gpus, run_attempt
+
+    return run_attempt(
+        job_id,
+        hostname,
+        gpus_wanted=lambda job: 1 if _has_gpus() else 0,
+        prepare=_prepare,
+        store=_store,
     )
 
-    job = job_transition(
-        job_id=job_id,
-        to=Job.Status.RUNNING,
-        allowed_from={Job.Status.QUEUED, Job.Status.RETRYING},
-        started_at=timezone.now(),
-        message="starting",
-    )
-    if job is None:
-        return "skipped"
-    attempt = _open_attempt(job, hostname)
-    folder = job_dir(job)
+
+def _prepare(job: Job, attempt: JobAttempt, lease, work: Path, folder: Path):
     source = job.source_model_version
-    exit_code: int | None = None
-    try:
-        with (
-            GpuLease(1 if _has_gpus() else 0) as lease,
-            storage.private_workdir(f"job-{job.pk}") as work,
-        ):
-            Job.objects.filter(pk=job.pk).update(gpus=lease.indices)
-            JobAttempt.objects.filter(pk=attempt.pk).update(gpus=lease.indices)
-            values: dict[str, Any] = {
-                **{k: v for k, v in job.params.items() if k != "gate"},
-                "model_dir": str(materialize(source, work / "model")),
-                "base_dir": job.base_model.location if source.is_adapter else "",
-                "output_dir": str(work / "output"),
-                "events_path": str(folder / f"events-{attempt.number}.jsonl"),
-                "trust_remote_code": job.base_model.trust_remote_code,
-            }
-            if job.dataset_version_id and "data_path" in SPEC_TYPES[job.kind].__dataclass_fields__:
-                values["data_path"] = str(work / "data.jsonl")
-                decrypt_to_path(
-                    storage.path_for(job.dataset_version.storage_key),
-                    work / "data.jsonl",
-                    keystore_from_settings(),
-                )
-            spec = SPEC_TYPES[job.kind].from_dict(values)
-            spec_path = work / "spec.json"
-            spec.save(spec_path)
-            command = [sys.executable, "-m", ENGINE_MODULES[job.kind], str(spec_path)]
-            supervisor = Supervisor(job, attempt, spec, spec_path, lease.indices, command=command)
-            exit_code = supervisor.run()
-            if exit_code == 0:
-                report = json.loads((work / "output" / REPORT).read_text("utf-8"))
-                result = _store_result(job, work / "output", report)
-                _close_attempt(attempt, JobAttempt.Outcome.SUCCEEDED, exit_code)
-                job_succeed(job_id=job.pk, message=result.pop("message"), report=report | result)
-            elif supervisor.cancel_requested:
-                _close_attempt(attempt, JobAttempt.Outcome.CANCELLED, exit_code)
-                job_cancelled(job_id=job.pk)
-            else:
-                _close_attempt(attempt, JobAttempt.Outcome.FAILED, exit_code)
-                Job.objects.filter(pk=job.pk).update(user_failures=job.user_failures + 1)
-                job_fail(
-                    job_id=job.pk,
-                    error=supervisor.last_error
-                    or f"The {job.kind} process exited with {exit_code}.",
-                )
-    except GpusBusy as exc:
-        _close_attempt(attempt, JobAttempt.Outcome.LOST, None)
-        _requeue(job.pk, str(exc), delay_seconds=30)
-    except Exception as exc:
-        logger.exception("%s job %s failed", job.kind, job.pk)
-        _close_attempt(attempt, JobAttempt.Outcome.FAILED, exit_code)
-        job_fail(job_id=job.pk, error=f"{exc.__class__.__name__}: {exc}")
-    job.refresh_from_db()
-    if job.is_final:
-        record(
-            action=f"jobs.job.{job.status}",
-            obj=job,
-            actor_username="system",
-            outcome="error" if job.status == Job.Status.FAILED else "allowed",
+    values: dict[str, Any] = {
+        **{k: v for k, v in job.params.items() if k != "gate"},
+        "model_dir": str(materialize(source, work / "model")),
+        "base_dir": job.base_model.location if source.is_adapter else "",
+        "output_dir": str(work / "output"),
+        "events_path": str(folder / f"events-{attempt.number}.jsonl"),
+        "trust_remote_code": job.base_model.trust_remote_code,
+    }
+    if job.dataset_version_id and "data_path" in SPEC_TYPES[job.kind].__dataclass_fields__:
+        values["data_path"] = str(work / "data.jsonl")
+        decrypt_to_path(
+            storage.path_for(job.dataset_version.storage_key),
+            work / "data.jsonl",
+            keystore_from_settings(),
         )
-    return job.status
+    spec = SPEC_TYPES[job.kind].from_dict(values)
+    spec_path = work / "spec.json"
+    spec.save(spec_path)
+    return spec, spec_path, [sys.executable, "-m", ENGINE_MODULES[job.kind], str(spec_path)]
+
+
+def _store(job: Job, work: Path, spec) -> tuple[str, dict[str, Any]]:
+    report = json.loads((work / "output" / REPORT).read_text("utf-8"))
+    result = _store_result(job, work / "output", report)
+    return result.pop("message"), report | result
 
 
 def _store_result(job: Job, output: Path, report: dict[str, Any]) -> dict[str, Any]:
@@ -229,7 +186,11 @@ def _store_result(job: Job, output: Path, report: dict[str, Any]) -> dict[str, A
             "message": f"evaluation {verdict} the gate",
         }
     method = job.params["method"] if job.kind == Job.Kind.COMPRESSION else "full"
-    origin = ModelVersion.Origin.COMPRESSION if job.kind == Job.Kind.COMPRESSION else "merge"
+    origin = (
+        ModelVersion.Origin.COMPRESSION
+        if job.kind == Job.Kind.COMPRESSION
+        else ModelVersion.Origin.MERGE
+    )
     suffix = method if job.kind == Job.Kind.COMPRESSION else "merged"
     card = {
         **source.card,

@@ -74,7 +74,7 @@ def generate(version_id: int, options: dict) -> dict:
     import torch
 
     from .engine import watermark
-    from .engine.inference import _sync
+    from .engine.inference import sync_cuda
 
     version = ModelVersion.objects.select_related("base_model").get(pk=version_id)
     with _lock:
@@ -85,7 +85,9 @@ def generate(version_id: int, options: dict) -> dict:
         temperature = float(options.get("temperature", 0.7))
         kwargs: dict[str, Any] = {
             "max_new_tokens": int(options.get("max_new_tokens", 64)),
-            "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id
+            if tokenizer.pad_token_id is not None
+            else tokenizer.eos_token_id,
         }
         if temperature > 0:
             kwargs |= {
@@ -99,11 +101,11 @@ def generate(version_id: int, options: dict) -> dict:
             kwargs["watermarking_config"] = watermark.config(watermark_key())
         if options.get("seed") is not None:
             torch.manual_seed(int(options["seed"]))
-        _sync()
+        sync_cuda()
         begun = time.perf_counter()
         with torch.no_grad():
             out = model.generate(**inputs, **kwargs)
-        _sync()
+        sync_cuda()
         elapsed = time.perf_counter() - begun
     new = out[0, inputs["input_ids"].shape[1] :]
     return {

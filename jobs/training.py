@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -427,8 +428,17 @@ def _close_attempt(attempt: JobAttempt, outcome: str, exit_code: int | None) -> 
     )
 
 
-def run_training(job_id: int, hostname: str) -> str:
-    """The task body. Returns the job's status when the attempt ends."""
+# What a job kind plugs into `run_attempt`: the attempt's spec and engine command, written into
+# the private work folder, and how a successful result is stored (-> message, report).
+Prepare = Callable[[Job, JobAttempt, "GpuLease", Path, Path], tuple[Any, Path, list[str] | None]]
+Store = Callable[[Job, Path, Any], tuple[str, dict[str, Any]]]
+
+
+def run_attempt(
+    job_id: int, hostname: str, *, gpus_wanted: Callable[[Job], int], prepare: Prepare, store: Store
+) -> str:
+    """One attempt of a GPU-queue job (training, compression, evaluation, merge): claim, lease,
+    GPUs, private work folder, supervised engine, final status. Returns the job's status."""
     job = job_transition(
         job_id=job_id,
         to=Job.Status.RUNNING,
@@ -440,43 +450,18 @@ def run_training(job_id: int, hostname: str) -> str:
         return "skipped"
     attempt = _open_attempt(job, hostname)
     folder = job_dir(job)
-    wanted = int(job.params.get("gpus_per_node", 1)) if _has_gpus() else 0
     exit_code: int | None = None
     try:
-        with GpuLease(wanted) as lease, storage.private_workdir(f"job-{job.pk}") as work:
+        with GpuLease(gpus_wanted(job)) as lease, storage.private_workdir(f"job-{job.pk}") as work:
             Job.objects.filter(pk=job.pk).update(gpus=lease.indices)
             JobAttempt.objects.filter(pk=attempt.pk).update(gpus=lease.indices)
-            data_path = work / "data.jsonl"
-            decrypt_to_path(
-                storage.path_for(job.dataset_version.storage_key),
-                data_path,
-                keystore_from_settings(),
-            )
-            spec = TrainSpec.from_dict(
-                {
-                    **job.params,
-                    "model_dir": job.base_model.location,
-                    "data_path": str(data_path),
-                    "output_dir": str(work / "output"),
-                    "checkpoint_dir": str(folder / "checkpoints"),
-                    "events_path": str(folder / "events.jsonl"),
-                    "resume": True,
-                    "trust_remote_code": job.base_model.trust_remote_code,
-                    "data_sha256": job.dataset_version.sha256,
-                    "gpus_per_node": max(len(lease.indices), 1),
-                    "precision": job.params.get("precision", "auto") if lease.indices else "fp32",
-                }
-            )
-            spec_path = work / "spec.json"
-            spec.save(spec_path)
-            supervisor = Supervisor(job, attempt, spec, spec_path, lease.indices)
+            spec, spec_path, command = prepare(job, attempt, lease, work, folder)
+            supervisor = Supervisor(job, attempt, spec, spec_path, lease.indices, command=command)
             exit_code = supervisor.run()
             if exit_code == 0:
-                version = store_model(job, Path(spec.output_dir))
+                message, report = store(job, work, spec)
                 _close_attempt(attempt, JobAttempt.Outcome.SUCCEEDED, exit_code)
-                job_succeed(
-                    job_id=job.pk, message="model stored", report={"model_version": version.pk}
-                )
+                job_succeed(job_id=job.pk, message=message, report=report)
             elif supervisor.cancel_requested:
                 _close_attempt(attempt, JobAttempt.Outcome.CANCELLED, exit_code)
                 job_cancelled(job_id=job.pk)
@@ -486,14 +471,14 @@ def run_training(job_id: int, hostname: str) -> str:
                 job_fail(
                     job_id=job.pk,
                     error=supervisor.last_error
-                    or f"The training process exited with code {exit_code}.",
+                    or f"The {job.kind} process exited with code {exit_code}.",
                 )
     except GpusBusy as exc:
         # Not the user's fault: give the job back to the queue for another worker.
         _close_attempt(attempt, JobAttempt.Outcome.LOST, None)
         _requeue(job.pk, str(exc), delay_seconds=30)
     except Exception as exc:
-        logger.exception("training job %s failed", job.pk)
+        logger.exception("%s job %s failed", job.kind, job.pk)
         _close_attempt(attempt, JobAttempt.Outcome.FAILED, exit_code)
         job_fail(job_id=job.pk, error=f"{exc.__class__.__name__}: {exc}")
     job.refresh_from_db()
@@ -505,8 +490,49 @@ def run_training(job_id: int, hostname: str) -> str:
             outcome="error" if job.status == Job.Status.FAILED else "allowed",
         )
     if job.status == Job.Status.SUCCEEDED:
-        shutil.rmtree(folder, ignore_errors=True)  # metrics are in the database now
+        shutil.rmtree(folder, ignore_errors=True)  # metrics and logs are in the database now
     return job.status
+
+
+def run_training(job_id: int, hostname: str) -> str:
+    """The task body. Returns the job's status when the attempt ends."""
+    return run_attempt(
+        job_id,
+        hostname,
+        gpus_wanted=lambda job: int(job.params.get("gpus_per_node", 1)) if _has_gpus() else 0,
+        prepare=_prepare_training,
+        store=_store_training,
+    )
+
+
+def _prepare_training(job: Job, attempt: JobAttempt, lease: GpuLease, work: Path, folder: Path):
+    data_path = work / "data.jsonl"
+    decrypt_to_path(
+        storage.path_for(job.dataset_version.storage_key), data_path, keystore_from_settings()
+    )
+    spec = TrainSpec.from_dict(
+        {
+            **job.params,
+            "model_dir": job.base_model.location,
+            "data_path": str(data_path),
+            "output_dir": str(work / "output"),
+            "checkpoint_dir": str(folder / "checkpoints"),
+            "events_path": str(folder / "events.jsonl"),
+            "resume": True,
+            "trust_remote_code": job.base_model.trust_remote_code,
+            "data_sha256": job.dataset_version.sha256,
+            "gpus_per_node": max(len(lease.indices), 1),
+            "precision": job.params.get("precision", "auto") if lease.indices else "fp32",
+        }
+    )
+    spec_path = work / "spec.json"
+    spec.save(spec_path)
+    return spec, spec_path, None  # None: engine_command (torchrun for several GPUs)
+
+
+def _store_training(job: Job, work: Path, spec: TrainSpec) -> tuple[str, dict[str, Any]]:
+    version = store_model(job, Path(spec.output_dir))
+    return "model stored", {"model_version": version.pk}
 
 
 def _has_gpus() -> bool:

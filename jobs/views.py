@@ -144,13 +144,14 @@ class ModelVersionDetailView(RestrictedViewMixin, DetailView):
     def get_context_data(self, **kwargs):
         from .engine.compress import TITLES
         from .engine.model_specs import COMPRESSION_METHODS, SCORERS
-        from .model_tasks import compression_support
+        from .model_tasks import compression_support, gpu_workers
 
         user, version = self.request.user, self.object
         # Downloading, generating and starting jobs from the weights need `use`.
         can_use = user_can(user, "use", version)
         lineage = version.lineage()
-        methods = [(m, TITLES[m], compression_support(m)) for m in COMPRESSION_METHODS]
+        workers = gpu_workers()  # once: each method's reason comes from the same workers
+        methods = [(m, TITLES[m], compression_support(m, workers)) for m in COMPRESSION_METHODS]
         runtime = (version.card or {}).get("train_runtime")
         world = (version.card or {}).get("world_size") or 1
         return super().get_context_data(

@@ -175,7 +175,9 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         ]
 
     def get_latest_evaluation(self, version) -> dict | None:
-        evaluation = version.evaluations.order_by("-created_at", "-id").first()
+        from ..gates import latest_evaluation
+
+        evaluation = latest_evaluation(version)
         return EvaluationSerializer(evaluation).data if evaluation else None
 
     class Meta:

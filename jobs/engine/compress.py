@@ -108,15 +108,15 @@ def quantization_config(method: str) -> Any:
     )
 
 
-def _measure(spec: CompressSpec, load, tokenizer, items, prompt_ids, progress, label: str):
+def _measure(spec: CompressSpec, load, tokenizer, items, prompt_ids, announce):
+    """Figures of one model (`load()` gives it) and its per-position log-probabilities."""
     from . import inference
 
     meter = inference.MemoryMeter()
     model = load()
     meter.sample()
     figures: dict[str, Any] = {"weights_memory_mb": inference.weight_bytes(model) / 2**20}
-    progress_label = f"{label}: perplexity"
-    progress(0, progress_label)
+    announce("perplexity")
     figures["perplexity"] = inference.perplexity(model, items)
     meter.sample()
     logprobs = inference.log_probs(model, items, spec.compare_examples)
@@ -148,9 +148,6 @@ def run(spec: CompressSpec, progress: task.Progress) -> dict[str, Any]:
         progress(0.02, "merging the LoRA adapter into its base model")
         source = inference.save_full_model(spec, work / "merged", tokenizer)
 
-    def stage(start: float, end: float, label: str):
-        return lambda fraction, message: progress(start + (end - start) * fraction, message)
-
     progress(0.05, "measuring the original model")
     original, reference = _measure(
         spec,
@@ -158,8 +155,7 @@ def run(spec: CompressSpec, progress: task.Progress) -> dict[str, Any]:
         tokenizer,
         items,
         prompt_ids,
-        stage(0.05, 0.4, "original"),
-        "original",
+        lambda step: progress(0.05, f"original: {step}"),
     )
     original |= inference.folder_bytes(source)
 
@@ -186,8 +182,7 @@ def run(spec: CompressSpec, progress: task.Progress) -> dict[str, Any]:
         tokenizer,
         items,
         prompt_ids,
-        stage(0.55, 0.95, "compressed"),
-        "compressed",
+        lambda step: progress(0.55, f"compressed: {step}"),
     )
     compressed |= inference.folder_bytes(output)
     comparison = inference.compare_log_probs(reference, candidate)

@@ -63,11 +63,11 @@ class Answerer:
     def __call__(self, prompt: str) -> str:
         import torch
 
-        from .inference import _sync
+        from .inference import sync_cuda
 
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
         inputs = inputs.to(self.device)
-        _sync()
+        sync_cuda()
         started = time.perf_counter()
         with torch.no_grad():
             out = self.model.generate(
@@ -76,7 +76,7 @@ class Answerer:
                 do_sample=False,
                 pad_token_id=self.pad,
             )
-        _sync()
+        sync_cuda()
         self.latencies.append(time.perf_counter() - started)
         return self.tokenizer.decode(
             out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True
@@ -104,12 +104,11 @@ def _accuracy(spec, answer: Answerer, items, progress, label: str) -> tuple[floa
     return correct / len(items), samples
 
 
-def _perturbed_items(spec: EvaluateSpec, tokenizer, kind: str) -> list:
-    from .data import load_records, resolve_format
+def _perturbed_items(spec: EvaluateSpec, tokenizer, records: list[dict], kind: str) -> list:
+    from .data import resolve_format
     from .inference import eval_items
     from .perturb import perturb
 
-    records = load_records(spec.data_path)
     _fmt, columns = resolve_format(records, spec.format, spec.columns)
     user_roles = {"instruction", "input", "prompt", "system"}
     changed = []
@@ -135,7 +134,11 @@ def run(spec: EvaluateSpec, progress: task.Progress) -> dict[str, Any]:
     from . import inference
 
     tokenizer = inference.load_tokenizer(spec)
-    items = inference.eval_items(spec, tokenizer)
+    from .data import load_records
+
+    # Read once: every perturbation starts from the same records.
+    records = load_records(spec.data_path) if spec.data_path else []
+    items = inference.eval_items(spec, tokenizer, records)
     if not items:
         raise task.UserFacingError(
             "The dataset version has no usable eval rows (empty, or no answer column)."
@@ -159,7 +162,7 @@ def run(spec: EvaluateSpec, progress: task.Progress) -> dict[str, Any]:
     request_latencies = list(answer.latencies)
     robustness = {}
     for number, kind in enumerate(kinds, start=1):
-        perturbed = _perturbed_items(spec, tokenizer, kind)
+        perturbed = _perturbed_items(spec, tokenizer, records, kind)
         perturbed_accuracy, _ = _accuracy(
             spec, answer, perturbed, stage(0.1 + share * number), kind
         )

@@ -240,7 +240,7 @@ def fixed_prompt_ids(tokenizer: Any, items: list[EvalItem], length: int) -> list
     return ids[:length]
 
 
-def _sync() -> None:
+def sync_cuda() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
 
@@ -257,7 +257,7 @@ def generation_latency(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def once() -> float:
-        _sync()
+        sync_cuda()
         started = time.perf_counter()
         model.generate(
             input_ids=ids,
@@ -267,7 +267,7 @@ def generation_latency(
             do_sample=False,
             pad_token_id=pad,
         )
-        _sync()
+        sync_cuda()
         return time.perf_counter() - started
 
     once(), once()
@@ -360,8 +360,8 @@ def folder_bytes(folder: str | Path) -> dict[str, int]:
     return {"weights_bytes": weights, "total_bytes": sum(p.stat().st_size for p in files)}
 
 
-def base_dtype(model_dir: str | Path) -> torch.dtype | None:
-    """The dtype a model folder's config declares (merged weights keep the base's)."""
+def config_dtype(model_dir: str | Path) -> torch.dtype | None:
+    """The dtype a model folder's config declares (trained and merged weights keep it)."""
     import json
 
     try:

@@ -25,7 +25,7 @@ def run(spec: MergeSpec, progress: task.Progress) -> dict[str, Any]:
         spec.model_dir,
         base_dir=spec.base_dir,
         trust_remote_code=spec.trust_remote_code,
-        dtype=inference.base_dtype(spec.base_dir),
+        dtype=inference.config_dtype(spec.base_dir),
     )
     progress(0.6, "saving the merged weights")
     output = Path(spec.output_dir)

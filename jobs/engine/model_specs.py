@@ -11,13 +11,10 @@ case `base_dir` is the base model it was trained on).
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
 
-from .spec import FORMATS, SpecError, _typed_fields
+from .spec import FORMATS, JsonSpec, SpecError
 
 # Compression methods (see compress.py for what each does and where it runs).
 COMPRESSION_METHODS = (
@@ -32,49 +29,14 @@ SCORERS = ("exact", "contains", "regex", "label")
 REPORT = "hearth_report.json"  # the task's report, in its output folder
 PERTURBATIONS = ("typos", "homophones", "synonyms")
 
-T = TypeVar("T", bound="ModelTaskSpec")
-
 
 @dataclass
-class ModelTaskSpec:
+class ModelTaskSpec(JsonSpec):
     model_dir: str
     output_dir: str
     events_path: str
     base_dir: str = ""  # the base model, when model_dir holds a LoRA adapter
     trust_remote_code: bool = False
-
-    @classmethod
-    def from_dict(cls: type[T], data: Any) -> T:
-        if not isinstance(data, dict):
-            raise SpecError("", "the spec must be a JSON object")
-        values = _typed_fields(cls, data, prefix="")
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            missing = [
-                f.name
-                for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING
-                and f.default_factory is dataclasses.MISSING
-                and f.name not in values
-            ]
-            raise SpecError(missing[0] if missing else "", "this field is required") from exc
-
-    @classmethod
-    def load(cls: type[T], path: str | Path) -> T:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise SpecError("", f"cannot read the spec file {path}: {exc}") from exc
-        return cls.from_dict(data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(
-            json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
 
     def validate(self) -> None:
         errors = self._value_errors()

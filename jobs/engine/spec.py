@@ -17,7 +17,7 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 FORMATS = ("auto", "chat_template", "alpaca", "text", "prompt_completion")
 METHODS = ("full", "lora", "qlora")
@@ -59,6 +59,53 @@ class SpecError(ValueError):
         self.errors = errors or [(field, message)]
 
 
+T = TypeVar("T", bound="JsonSpec")
+
+
+class JsonSpec:
+    """Loading and saving of the engine's spec dataclasses: parsed JSON is checked for field
+    names and JSON types (not values; `validate()` does those). `_nested_specs` maps a field to
+    the dataclass its JSON object becomes."""
+
+    _nested_specs: typing.ClassVar[dict[str, type]] = {}
+
+    @classmethod
+    def from_dict(cls: type[T], data: Any) -> T:
+        if not isinstance(data, dict):
+            raise SpecError("", "the spec must be a JSON object")
+        values = _typed_fields(cls, data, prefix="")
+        for name, nested in cls._nested_specs.items():
+            if isinstance(values.get(name), dict):
+                values[name] = nested(**_typed_fields(nested, values[name], prefix=f"{name}."))
+        try:
+            return cls(**values)
+        except TypeError as exc:  # a required field is missing
+            missing = [
+                f.name
+                for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING
+                and f.name not in values
+            ]
+            raise SpecError(missing[0] if missing else "", "this field is required") from exc
+
+    @classmethod
+    def load(cls: type[T], path: str | Path) -> T:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SpecError("", f"cannot read the spec file {path}: {exc}") from exc
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(
+            json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+
+
 @dataclass
 class LoraSpec:
     r: int = 16
@@ -68,7 +115,7 @@ class LoraSpec:
 
 
 @dataclass
-class TrainSpec:
+class TrainSpec(JsonSpec):
     model_dir: str
     data_path: str
     output_dir: str
@@ -106,43 +153,7 @@ class TrainSpec:
     trust_remote_code: bool = False
     data_sha256: str = ""
 
-    # ---- loading and saving ----
-
-    @classmethod
-    def from_dict(cls, data: Any) -> TrainSpec:
-        """Build a spec from parsed JSON, checking field names and JSON types (not values)."""
-        if not isinstance(data, dict):
-            raise SpecError("", "the spec must be a JSON object")
-        values = _typed_fields(cls, data, prefix="")
-        if isinstance(values.get("lora"), dict):
-            values["lora"] = LoraSpec(**_typed_fields(LoraSpec, values["lora"], prefix="lora."))
-        try:
-            return cls(**values)
-        except TypeError as exc:  # a required field is missing
-            missing = [
-                f.name
-                for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING
-                and f.default_factory is dataclasses.MISSING
-                and f.name not in values
-            ]
-            raise SpecError(missing[0] if missing else "", "this field is required") from exc
-
-    @classmethod
-    def load(cls, path: str | Path) -> TrainSpec:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise SpecError("", f"cannot read the spec file {path}: {exc}") from exc
-        return cls.from_dict(data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(
-            json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
+    _nested_specs: typing.ClassVar[dict[str, type]] = {"lora": LoraSpec}
 
     # ---- validation ----
 
@@ -330,7 +341,8 @@ def module_available(module: str) -> bool:
 
 def _typed_fields(cls: type, data: dict[str, Any], *, prefix: str) -> dict[str, Any]:
     """Check that `data` has only `cls`'s fields, each of its JSON type."""
-    hints = typing.get_type_hints(cls)
+    every = typing.get_type_hints(cls)
+    hints = {f.name: every[f.name] for f in dataclasses.fields(cls)}  # fields only, no ClassVars
     for key, value in data.items():
         if key not in hints:
             raise SpecError(f"{prefix}{key}", "unknown field")

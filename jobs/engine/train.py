@@ -45,6 +45,7 @@ from transformers.utils import logging as hf_logging
 
 from .data import DataError, prepare_data, real_tokens
 from .events import EventCallback, EventWriter
+from .inference import config_dtype
 from .spec import SpecError, TrainSpec, module_available
 
 EXIT_OK = 0
@@ -333,7 +334,7 @@ def _parameter_counts(model: Any) -> tuple[int, int]:
 def _save(trainer: Any, spec: TrainSpec, tokenizer: Any) -> None:
     model = trainer.model
     model.config.use_cache = True  # restore the inference default in the saved config
-    base_dtype = _config_dtype(spec.model_dir)
+    base_dtype = config_dtype(spec.model_dir)
     if spec.method == "full" and base_dtype is not None and not trainer.is_deepspeed_enabled:
         model.to(base_dtype)  # trained with fp32 master weights; ship the base model's dtype
     trainer.save_model(spec.output_dir)  # peft models save only the adapter, as safetensors
@@ -341,16 +342,6 @@ def _save(trainer: Any, spec: TrainSpec, tokenizer: Any) -> None:
         # Trainer drops its pickled TrainingArguments there; a model version is safetensors only.
         (Path(spec.output_dir) / "training_args.bin").unlink(missing_ok=True)
         tokenizer.save_pretrained(spec.output_dir)
-
-
-def _config_dtype(model_dir: str) -> torch.dtype | None:
-    try:
-        config = json.loads((Path(model_dir) / "config.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    name = config.get("torch_dtype") or config.get("dtype")
-    dtype = getattr(torch, name, None) if isinstance(name, str) else None
-    return dtype if isinstance(dtype, torch.dtype) else None
 
 
 def _write_model_card(
