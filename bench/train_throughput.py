@@ -11,15 +11,19 @@ own process:
 
   (a) engine, packing     python -m jobs.engine.train, packing=true
   (b) engine, padding     python -m jobs.engine.train, packing=false
-  (c) plain HF script     the way a user writes it: "### Instruction/### Response" text,
-                          tokenizer(truncation) + DataCollatorForLanguageModeling + Trainer
+  (b') same, exact widths (on a GPU only) pad_to_multiple_of=1: batch widths not rounded up
+                          to a multiple of 64, to show what the rounding buys
+  (c) plain HF script     the way a user writes it: the same one-turn chat rendered with
+                          tokenizer.apply_chat_template, tokenizer(truncation) +
+                          DataCollatorForLanguageModeling + Trainer
 
 and prints real (non-padding) tokens per second in steady state (from the first logged step
-to the last, so start-up, the first step's warm-up and the final save are left out), the
-training time of the epoch (the figure to compare across runs: (c) renders the same examples
-with a different prompt, so its token count differs) and the wall time of the whole process.
-All three log every --logging-steps steps: each log reads the loss off the GPU. Prints figures;
-asserts nothing.
+to the last, so start-up and the first step's warm-up are left out), the training time of the
+epoch (Trainer's train_runtime, which includes any checkpoint Trainer writes at the end: the
+engine writes none, the plain script has saving off) and the wall time of the whole process.
+(c) renders the same text as the engine but trains on every token (the engine masks the
+prompt), which costs the same. All runs log every --logging-steps steps: each log reads the loss
+off the GPU. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -129,7 +133,9 @@ def build_model(folder: Path, size: str, hidden_size: int | None, rows: list[dic
     return folder
 
 
-def run_engine(work: Path, name: str, args: argparse.Namespace, packing: bool) -> dict:
+def run_engine(
+    work: Path, name: str, args: argparse.Namespace, packing: bool, pad_multiple: int | None = None
+) -> dict:
     from jobs.engine.events import read_events
     from jobs.engine.spec import TrainSpec
 
@@ -151,6 +157,7 @@ def run_engine(work: Path, name: str, args: argparse.Namespace, packing: bool) -
         save_steps=10**9,
         save_total_limit=1,
         packing=packing,
+        pad_to_multiple_of=pad_multiple,
     )
     folder.mkdir(parents=True)
     spec.save(folder / "spec.json")
@@ -214,8 +221,13 @@ def plain_script(
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     rows = [json.loads(line) for line in (work / "data.jsonl").read_text("utf-8").splitlines()]
     texts = [
-        f"### Instruction:\n{r['instruction']}\n{r['input']}\n\n### Response:\n{r['output']}"
-        + tokenizer.eos_token
+        tokenizer.apply_chat_template(
+            [
+                {"role": "user", "content": f"{r['instruction']}\n{r['input']}"},
+                {"role": "assistant", "content": r["output"]},
+            ],
+            tokenize=False,
+        )
         for r in rows
     ]
     encoded = tokenizer(texts, truncation=True, max_length=max_seq_length)
@@ -326,8 +338,12 @@ def main() -> None:
         results = {
             "(a) engine, packing": run_engine(work, "packed", args, packing=True),
             "(b) engine, padding": run_engine(work, "padded", args, packing=False),
-            "(c) plain HF script": run_plain(work, args),
         }
+        if torch.cuda.is_available():
+            results["(b') exact widths"] = run_engine(
+                work, "exact", args, packing=False, pad_multiple=1
+            )
+        results["(c) plain HF script"] = run_plain(work, args)
     print(
         f"{'run':22} {'steps':>6} {'real tokens':>12} {'tokens/s':>10} "
         f"{'train s':>8} {'wall s':>8} {'GPU MiB':>8}"

@@ -29,7 +29,8 @@ per_device_train_batch_size counts blocks, so a step holds up to that many x max
 tokens: more examples per step than without packing, and memory sized by max_seq_length.
 
 Without packing, batches are padded to their longest example (right side, labels -100), in
-the sampler's random order.
+the sampler's random order. On a GPU every batch width (packed or not) is rounded up to a
+multiple of 64 (spec.GPU_PAD_MULTIPLE says why), capped at max_seq_length.
 """
 
 from __future__ import annotations
@@ -120,13 +121,16 @@ class PackedCollator:
     per example, first label -100); rows are then padded with pad_id tokens at position 0,
     label -100: each pad token is a one-token sequence of its own that nothing attends to."""
 
-    def __init__(self, pad_id: int) -> None:
+    def __init__(self, pad_id: int, multiple: int = 1, max_width: int | None = None) -> None:
         self.pad_id = pad_id
+        self.multiple = multiple
+        self.max_width = max_width
         self._flatten = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
 
     def __call__(self, blocks: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         rows = [self._flatten(block["examples"]) for block in blocks]
-        width = max(row["input_ids"].shape[1] for row in rows)
+        longest = max(row["input_ids"].shape[1] for row in rows)
+        width = padded_width(longest, self.multiple, self.max_width)
         batch = {
             "input_ids": torch.full((len(rows), width), self.pad_id, dtype=torch.long),
             "labels": torch.full((len(rows), width), IGNORE, dtype=torch.long),
@@ -136,6 +140,16 @@ class PackedCollator:
             for key, tensor in batch.items():
                 tensor[index, : row[key].shape[1]] = row[key][0]
         return batch
+
+
+def padded_width(longest: int, multiple: int, cap: int | None) -> int:
+    """The width of a batch whose longest row has `longest` tokens: rounded up to `multiple`
+    (few distinct shapes, see spec.GPU_PAD_MULTIPLE), but never past `cap` (max_seq_length)
+    unless the row itself is longer."""
+    if multiple <= 1:
+        return longest
+    rounded = -(-longest // multiple) * multiple
+    return max(longest, min(rounded, cap)) if cap else rounded
 
 
 def real_tokens(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -151,13 +165,17 @@ def real_tokens(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
 
 
 class PaddingCollator:
-    """Pads a batch to its longest example: pad_id / attention 0 / label -100, on the right."""
+    """Pads a batch to its longest example (rounded, see padded_width): pad_id / attention 0 /
+    label -100, on the right."""
 
-    def __init__(self, pad_id: int) -> None:
+    def __init__(self, pad_id: int, multiple: int = 1, max_width: int | None = None) -> None:
         self.pad_id = pad_id
+        self.multiple = multiple
+        self.max_width = max_width
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        width = max(len(f["input_ids"]) for f in features)
+        longest = max(len(f["input_ids"]) for f in features)
+        width = padded_width(longest, self.multiple, self.max_width)
         input_ids = torch.full((len(features), width), self.pad_id, dtype=torch.long)
         labels = torch.full((len(features), width), IGNORE, dtype=torch.long)
         attention_mask = torch.zeros((len(features), width), dtype=torch.long)
@@ -394,12 +412,12 @@ def pack(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     return bins
 
 
-def _padded_tokens(lengths: list[int], batch_size: int, seed: int) -> int:
+def _padded_tokens(lengths: list[int], batch_size: int, seed: int, multiple: int, cap: int) -> int:
     """Tokens the unpacked batches carry, padding included, for one seeded random order."""
     order = list(lengths)
     random.Random(seed).shuffle(order)  # noqa: S311 (a reproducible order, not a secret)
     return sum(
-        len(chunk) * max(chunk)
+        len(chunk) * padded_width(max(chunk), multiple, cap)
         for chunk in (order[i : i + batch_size] for i in range(0, len(order), batch_size))
     )
 
@@ -454,15 +472,18 @@ def prepare_data(spec: TrainSpec, tokenizer: Any) -> PreparedData:
     pad_id = (
         tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     )
+    multiple = spec.resolved_pad_multiple()
     if spec.packing:
         train_rows = _packed_rows(train, spec.max_seq_length)
         eval_rows = _packed_rows(evaluation, spec.max_seq_length)
-        collator: Any = PackedCollator(pad_id)
+        collator: Any = PackedCollator(pad_id, multiple, spec.max_seq_length)
         slots = len(train_rows) * spec.max_seq_length
     else:
         train_rows, eval_rows = _plain_rows(train), _plain_rows(evaluation)
-        collator = PaddingCollator(pad_id)
-        slots = _padded_tokens(lengths, spec.per_device_train_batch_size, spec.seed)
+        collator = PaddingCollator(pad_id, multiple, spec.max_seq_length)
+        slots = _padded_tokens(
+            lengths, spec.per_device_train_batch_size, spec.seed, multiple, spec.max_seq_length
+        )
     stats = {
         "format": fmt,
         "columns": columns,
@@ -475,6 +496,7 @@ def prepare_data(spec: TrainSpec, tokenizer: Any) -> PreparedData:
         "max_length": max(lengths),
         "mean_length": round(real / len(train), 1),
         "max_seq_length": spec.max_seq_length,
+        "pad_to_multiple_of": multiple,
         "length_histogram": _histogram(lengths, spec.max_seq_length),
         "packing": spec.packing,
         "rows": len(train_rows),

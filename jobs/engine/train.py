@@ -176,7 +176,7 @@ def _run(spec: TrainSpec, writer: EventWriter, stop: _Stop) -> int:
         eval_dataset=data.eval,
         data_collator=data.collator,
         processing_class=tokenizer,
-        callbacks=[events, _StopCallback(stop)],
+        callbacks=[events, _StopCallback(stop), _SkipFinalCheckpoint()],
     )
     trainer.remove_callback(PrinterCallback)  # EventCallback prints a readable line instead
     resume_from = latest_checkpoint(spec.checkpoint_dir) if spec.resume else None
@@ -478,6 +478,20 @@ class _FlushTokenCount(TrainerCallback):
         # DefaultFlowCallback, called first, has set these flags for this step on every rank.
         if control.should_log or control.should_save or control.should_evaluate:
             self.trainer.flush_token_count()
+
+
+class _SkipFinalCheckpoint(TrainerCallback):
+    """Trainer saves a checkpoint at the last step whatever save_steps says. The engine writes
+    the final model right after it, and a finished job never resumes, so that checkpoint only
+    cost time inside the training run and disk: fp32 weights and two Adam moments, 12 bytes per
+    parameter in full fine-tuning (5.9 GB and ~6 s for a 0.5B model on an H200). A worker lost
+    between the last step and the final model resumes from the last save_steps checkpoint."""
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if state.global_step >= state.max_steps and state.global_step % state.save_steps:
+            control.should_save = False
 
 
 class _StopCallback(TrainerCallback):

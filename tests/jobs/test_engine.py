@@ -22,6 +22,7 @@ from jobs.engine.data import (
     IGNORE,
     PackedCollator,
     PaddingCollator,
+    padded_width,
     prepare_data,
     real_tokens,
     render_record,
@@ -136,6 +137,7 @@ def of_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
         ({"deepspeed_stage": 1}, "deepspeed_stage"),
         ({"format": "alpaca", "columns": {"messages": "x"}}, "columns.messages"),
         ({"max_steps": 0}, "max_steps"),
+        ({"pad_to_multiple_of": 0}, "pad_to_multiple_of"),
     ],
 )
 def test_impossible_specs_are_refused_with_the_field(tmp_path, model_dir, values, field):
@@ -311,6 +313,32 @@ def test_packing_fills_blocks_without_leaking_across_examples(tmp_path, model_di
             row += 1
 
 
+def test_batch_widths_round_up_to_the_multiple_within_max_seq_length():
+    assert [padded_width(n, 64, 512) for n in (1, 64, 65, 480, 512)] == [64, 64, 128, 512, 512]
+    assert padded_width(470, 64, 500) == 500  # the cap is max_seq_length, not the next multiple
+    assert padded_width(37, 1, 512) == 37 and padded_width(37, 8, None) == 40
+
+
+def test_rounded_widths_pad_without_changing_what_trains(tmp_path, model_dir, tokenizer):
+    rows = [{"指令": "Say hi.", "输入": "", "输出": "hi " * n} for n in (1, 5, 9)]
+    data = prepare_data(make_spec(tmp_path, model_dir, rows, max_seq_length=128), tokenizer)
+    examples = [data.train[i] for i in range(len(data.train))]
+    longest = max(len(e["input_ids"]) for e in examples)
+    exact = PaddingCollator(tokenizer.pad_token_id)(examples)
+    rounded = PaddingCollator(tokenizer.pad_token_id, 64, 128)(examples)
+    assert exact["input_ids"].shape[1] == longest < 64 == rounded["input_ids"].shape[1]
+    for key in exact:
+        torch.testing.assert_close(rounded[key][:, :longest], exact[key])
+    assert not rounded["attention_mask"][:, longest:].any()
+    assert (rounded["labels"][:, longest:] == IGNORE).all()
+    assert real_tokens(rounded) == real_tokens(exact)
+    packed = PackedCollator(tokenizer.pad_token_id, 64, 128)([{"examples": examples}])
+    total = sum(len(e["input_ids"]) for e in examples)
+    assert 64 < total < packed["input_ids"].shape[1] == 128
+    assert real_tokens(packed) == real_tokens(exact)
+    assert data.stats["pad_to_multiple_of"] == (64 if torch.cuda.is_available() else 1)
+
+
 # ---- events and checkpoints ----
 
 
@@ -407,6 +435,9 @@ def test_lora_saves_an_adapter_that_loads_on_the_base(tmp_path, model_dir):
     start = of_type(read_events(spec.events_path), "start")[0]
     assert 0 < start["parameters"]["trainable"] < start["parameters"]["total"]
     assert json.loads((out / "hearth_model_card.json").read_text())["adapter"] is True
+    # The last step (3) is off the save_steps grid: no end-of-training checkpoint beside the
+    # final adapter (Trainer would write one).
+    assert latest_checkpoint(spec.checkpoint_dir) is None
 
     base = AutoModelForCausalLM.from_pretrained(model_dir)
     model = PeftModel.from_pretrained(base, out).eval()
