@@ -488,6 +488,38 @@ def test_resume_continues_steps_optimizer_schedule_and_seq(tmp_path, model_dir):
     assert state["global_step"] == 4
 
 
+def test_two_ranks_under_torchrun_train_one_epoch_as_one_job(tmp_path, model_dir):
+    """The worker's multi-GPU command on CPU (DDP over gloo; NCCL on GPUs): ranks split each
+    epoch, tokens are summed over ranks, rank 0 alone writes events and the model."""
+    from jobs.training import engine_command
+
+    spec = make_spec(
+        tmp_path, model_dir, ALPACA * 4, method="full", num_train_epochs=1, save_steps=3
+    )  # the last step (8) is off the save_steps grid: checkpoints at 3 and 6 only
+    spec.save(tmp_path / "spec.json")
+    done = subprocess.run(
+        engine_command(tmp_path / "spec.json", gpus=2),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = read_events(spec.events_path)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))  # one writer
+    start = of_type(events, "start")[0]
+    data = of_type(events, "data")[0]
+    # 32 examples, 2 per rank and step, 2 ranks: 8 steps, each example seen once.
+    assert data["examples"]["train"] == 32
+    assert start["world_size"] == 2 and start["max_steps"] == 8
+    assert of_type(events, "done")[0]["metrics"]["tokens_seen"] == data["tokens"]["train"]
+    assert [e["step"] for e in of_type(events, "checkpoint")] == [3, 6]
+    card = json.loads((Path(spec.output_dir) / "hearth_model_card.json").read_text())
+    assert card["world_size"] == 2 and card["metrics"]["global_step"] == 8
+    assert (Path(spec.output_dir) / "model.safetensors").is_file()
+
+
 def test_sigterm_stops_training_quickly_without_a_final_model(tmp_path, model_dir):
     spec = make_spec(tmp_path, model_dir, TEXT, max_steps=100_000, save_steps=100_000)
     spec.save(tmp_path / "spec.json")
