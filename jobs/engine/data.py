@@ -29,8 +29,8 @@ per_device_train_batch_size counts blocks, so a step holds up to that many x max
 tokens: more examples per step than without packing, and memory sized by max_seq_length.
 
 Without packing, batches are padded to their longest example (right side, labels -100), in
-the sampler's random order. On a GPU every batch width (packed or not) is rounded up to a
-multiple of 64 (spec.GPU_PAD_MULTIPLE says why), capped at max_seq_length.
+the sampler's random order; on a GPU each batch width is rounded up to a multiple of 64
+(spec.GPU_PAD_MULTIPLE says why), capped at max_seq_length. Packed rows are not rounded.
 """
 
 from __future__ import annotations
@@ -121,16 +121,13 @@ class PackedCollator:
     per example, first label -100); rows are then padded with pad_id tokens at position 0,
     label -100: each pad token is a one-token sequence of its own that nothing attends to."""
 
-    def __init__(self, pad_id: int, multiple: int = 1, max_width: int | None = None) -> None:
+    def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
-        self.multiple = multiple
-        self.max_width = max_width
         self._flatten = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
 
     def __call__(self, blocks: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         rows = [self._flatten(block["examples"]) for block in blocks]
-        longest = max(row["input_ids"].shape[1] for row in rows)
-        width = padded_width(longest, self.multiple, self.max_width)
+        width = max(row["input_ids"].shape[1] for row in rows)
         batch = {
             "input_ids": torch.full((len(rows), width), self.pad_id, dtype=torch.long),
             "labels": torch.full((len(rows), width), IGNORE, dtype=torch.long),
@@ -476,7 +473,7 @@ def prepare_data(spec: TrainSpec, tokenizer: Any) -> PreparedData:
     if spec.packing:
         train_rows = _packed_rows(train, spec.max_seq_length)
         eval_rows = _packed_rows(evaluation, spec.max_seq_length)
-        collator: Any = PackedCollator(pad_id, multiple, spec.max_seq_length)
+        collator: Any = PackedCollator(pad_id)  # widths near max_seq_length: few shapes
         slots = len(train_rows) * spec.max_seq_length
     else:
         train_rows, eval_rows = _plain_rows(train), _plain_rows(evaluation)

@@ -47,6 +47,8 @@ MIN_SEQ_LENGTH = 16
 # max_seq_length / 64. SDPA's cuDNN attention builds an execution plan for every new sequence
 # length: with exact widths it cost ~2 ms of CPU per layer call and the GPU waited for it (H200,
 # 0.5B, batch 16: median step 261 ms; rounded: 101 ms, 0.11 ms per call; bench/train_throughput.py).
+# Packed rows are already nearly max_seq_length wide, so few shapes: they stay exact (rounding
+# them gained nothing for full fine-tuning and cost LoRA 8 % there).
 GPU_PAD_MULTIPLE = 64
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -150,8 +152,8 @@ class TrainSpec(JsonSpec):
     gradient_checkpointing: bool = False
     auto_find_batch_size: bool = False
     packing: bool = False
-    # Row widths are rounded up to a multiple of this (None: 64 on a GPU, 1 on CPU; see
-    # data.padded_width). Not a web form field: the engine's choice suits every GPU we know.
+    # Unpacked batch widths are rounded up to a multiple of this (None: 64 on a GPU, 1 on CPU;
+    # see GPU_PAD_MULTIPLE). Not a web form field: a benchmark knob.
     pad_to_multiple_of: int | None = None
     resume: bool = False
     deepspeed_stage: int = 0
