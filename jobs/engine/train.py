@@ -176,7 +176,7 @@ def _run(spec: TrainSpec, writer: EventWriter, stop: _Stop) -> int:
         eval_dataset=data.eval,
         data_collator=data.collator,
         processing_class=tokenizer,
-        callbacks=[events, _StopCallback(stop), _SkipFinalCheckpoint()],
+        callbacks=[events, _StopCallback(stop), _EndOfRun()],
     )
     trainer.remove_callback(PrinterCallback)  # EventCallback prints a readable line instead
     resume_from = latest_checkpoint(spec.checkpoint_dir) if spec.resume else None
@@ -187,6 +187,10 @@ def _run(spec: TrainSpec, writer: EventWriter, stop: _Stop) -> int:
     stop.in_training_loop = True
     try:
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        train_loss, train_runtime = result.training_loss, result.metrics.get("train_runtime")
+    except _AlreadyTrained:
+        _log(f"{resume_from} is at the last step: nothing left to train")
+        train_loss, train_runtime = _mean_logged_loss(trainer.state), None
     finally:
         stop.in_training_loop = False
     if stop.requested:
@@ -198,14 +202,13 @@ def _run(spec: TrainSpec, writer: EventWriter, stop: _Stop) -> int:
     trainer.flush_token_count()
     _save(trainer, spec, tokenizer)
     metrics = {
-        "train_loss": result.training_loss,
+        "train_loss": train_loss,
         "global_step": trainer.state.global_step,
         "epoch": trainer.state.epoch,
         "tokens_seen": trainer.state.num_input_tokens_seen,
         "eval_loss": events.last_eval.get("eval_loss"),
         "perplexity": events.last_eval.get("perplexity"),
     }
-    train_runtime = result.metrics.get("train_runtime")
     if trainer.args.should_save:
         _write_model_card(spec, precision, world_size, metrics, train_runtime)
     writer.emit("done", output_dir=spec.output_dir, train_runtime=train_runtime, metrics=metrics)
@@ -480,18 +483,41 @@ class _FlushTokenCount(TrainerCallback):
             self.trainer.flush_token_count()
 
 
-class _SkipFinalCheckpoint(TrainerCallback):
-    """Trainer saves a checkpoint at the last step whatever save_steps says. The engine writes
+class _AlreadyTrained(Exception):
+    """The run resumed from a checkpoint at its last step."""
+
+
+class _EndOfRun(TrainerCallback):
+    """Two fixes at the end of a run.
+
+    Resumed from a checkpoint at the last step (a worker lost between it and the final model),
+    Trainer would still train one step past the end: it checks for the end only after a step.
+    At train begin the checkpoint's weights and state are loaded, so the engine stops there and
+    saves them.
+
+    Trainer also saves a checkpoint at the last step whatever save_steps says. The engine writes
     the final model right after it, and a finished job never resumes, so that checkpoint only
     cost time inside the training run and disk: fp32 weights and two Adam moments, 12 bytes per
     parameter in full fine-tuning (5.9 GB and ~6 s for a 0.5B model on an H200). A worker lost
     between the last step and the final model resumes from the last save_steps checkpoint."""
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if state.max_steps > 0 and state.global_step >= state.max_steps:
+            raise _AlreadyTrained
 
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         if state.global_step >= state.max_steps and state.global_step % state.save_steps:
             control.should_save = False
+
+
+def _mean_logged_loss(state: TrainerState) -> float | None:
+    """The training loss of a run that trained no step here, from the checkpoint's log."""
+    losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
+    return sum(losses) / len(losses) if losses else None
 
 
 class _StopCallback(TrainerCallback):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -482,6 +483,30 @@ def test_resume_continues_steps_optimizer_schedule_and_seq(tmp_path, model_dir):
     )
     assert [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2, 3, 4]
     assert state["global_step"] == 4
+
+
+@pytest.mark.parametrize(
+    "end", [{"max_steps": 4}, {"num_train_epochs": 1}], ids=["max_steps", "epochs"]
+)
+def test_resuming_a_finished_run_trains_no_further_step(tmp_path, model_dir, end):
+    # A worker lost after the last checkpoint but before the final model: the retry resumes from
+    # a checkpoint at the last step (12 examples, batch 2: one epoch is 6 steps).
+    spec = make_spec(tmp_path, model_dir, TEXT, save_steps=2 if "max_steps" in end else 3, **end)
+    assert run_engine(spec, tmp_path / "spec.json").returncode == 0
+    last = 4 if "max_steps" in end else 6
+    assert latest_checkpoint(spec.checkpoint_dir).name == f"checkpoint-{last}"
+    shutil.rmtree(spec.output_dir)
+    spec.resume = True
+    again = run_engine(spec, tmp_path / "spec.json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    events = read_events(spec.events_path)
+    second = of_type(events, "start")[1]
+    assert second["resumed_from_step"] == last
+    assert not [e for e in of_type(events, "step") if e["seq"] > second["seq"]]
+    done = of_type(events, "done")[-1]
+    assert done["metrics"]["global_step"] == last and done["seq"] > second["seq"]
+    assert done["metrics"]["train_loss"] > 0
+    assert (Path(spec.output_dir) / "adapter_model.safetensors").is_file()
 
 
 def test_two_ranks_under_torchrun_train_one_epoch_as_one_job(tmp_path, model_dir):
