@@ -469,13 +469,14 @@ def prepare_data(spec: TrainSpec, tokenizer: Any) -> PreparedData:
     pad_id = (
         tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     )
-    multiple = spec.resolved_pad_multiple()
     if spec.packing:
         train_rows = _packed_rows(train, spec.max_seq_length)
         eval_rows = _packed_rows(evaluation, spec.max_seq_length)
         collator: Any = PackedCollator(pad_id)  # widths near max_seq_length: few shapes
         slots = len(train_rows) * spec.max_seq_length
+        multiple = 1
     else:
+        multiple = spec.resolved_pad_multiple()
         train_rows, eval_rows = _plain_rows(train), _plain_rows(evaluation)
         collator = PaddingCollator(pad_id, multiple, spec.max_seq_length)
         slots = _padded_tokens(

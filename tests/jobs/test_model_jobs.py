@@ -215,32 +215,18 @@ def test_playground_generates_and_watermarks_on_its_worker(
     user, _version = scientist_data
     client = api_as(user)
     base = f"/api/v1/model-versions/{full_version.pk}"
-    plain = client.post(
-        f"{base}/generate/",
-        {
-            "prompt": "第3号病人今天出院。",
-            "max_new_tokens": 250,
-            "temperature": 1.0,
-            "top_p": 1.0,
-            "seed": 1,
-        },
-        format="json",
-    )
+    sampling = {
+        "prompt": "第3号病人今天出院。",
+        "max_new_tokens": 250,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "seed": 1,
+    }
+    plain = client.post(f"{base}/generate/", sampling, format="json")
     assert plain.status_code == 200, plain.content
     body = plain.json()
     assert body["new_tokens"] > 0 and body["latency_ms"] > 0 and body["tokens_per_second"] > 0
-    marked = client.post(
-        f"{base}/generate/",
-        {
-            "prompt": "第3号病人今天出院。",
-            "max_new_tokens": 250,
-            "temperature": 1.0,
-            "top_p": 1.0,
-            "seed": 1,
-            "watermark": True,
-        },
-        format="json",
-    ).json()
+    marked = client.post(f"{base}/generate/", {**sampling, "watermark": True}, format="json").json()
     assert marked["watermarked"] is True
     found = client.post(f"{base}/detect-watermark/", {"text": marked["text"]}, format="json").json()
     assert found["watermarked"] is True and found["z_score"] > 4, found
